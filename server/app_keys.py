@@ -1,0 +1,16 @@
+"""The typed keys under which create_app hands shared objects to the handlers."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from .config import Config
+from .images import Gallery
+from .store import Store
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", Store)
+GALLERY = web.AppKey("gallery", Gallery)
+IMAGE_THREADS = web.AppKey("image_threads", ThreadPoolExecutor)
+STARTED_AT = web.AppKey("started_at", float)

@@ -1,0 +1,125 @@
+"""Image content on disk: sniff and decode an upload safely, write its WebP tiers atomically.
+
+Runs in worker threads (Pillow work never touches the event loop). Files are named by the
+sha256 of the uploaded bytes, so the same picture is stored once however often it is used.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import StorageFull, TooLarge, Unprocessable, UnsupportedMedia
+
+TIERS = {"high": (1.0, 80), "medium": (0.66, 60), "low": (0.33, 45)}
+HIGH_MAX_PIXELS = 2_000_000
+MAX_SOURCE_PIXELS = 64_000_000  # refused before decoding: the decompression-bomb guard
+SIGNATURES = {  # format name → (extension, test on the first bytes)
+    "PNG": (".png", lambda b: b.startswith(b"\x89PNG\r\n\x1a\n")),
+    "JPEG": (".jpg", lambda b: b.startswith(b"\xff\xd8\xff")),
+    "GIF": (".gif", lambda b: b[:6] in (b"GIF87a", b"GIF89a")),
+    "WEBP": (".webp", lambda b: b[:4] == b"RIFF" and b[8:12] == b"WEBP"),
+}
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    image_sha256: str
+    width: int
+    height: int
+    format: str
+
+
+def tier_path(images_dir: Path, image_sha256: str, tier: str) -> Path:
+    return images_dir / image_sha256[:2] / f"{image_sha256}_{tier}.webp"
+
+
+def is_complete(images_dir: Path, image_sha256: str) -> bool:
+    return all(tier_path(images_dir, image_sha256, tier).exists() for tier in TIERS)
+
+
+def sniff(head: bytes) -> str:
+    """The image format named by the content's first bytes, or UnsupportedMedia."""
+    for name, (_, test) in SIGNATURES.items():
+        if test(head):
+            return name
+    raise UnsupportedMedia("The upload is not a JPEG, PNG, WebP or GIF image", code="NOT_AN_IMAGE")
+
+
+def ingest(source: BinaryIO, images_dir: Path) -> StoredImage:
+    """Check, decode and store one uploaded image: three WebP tiers plus the original bytes."""
+    source.seek(0)
+    fmt = sniff(source.read(16))
+    digest = hashlib.sha256()
+    source.seek(0)
+    for chunk in iter(lambda: source.read(1 << 20), b""):
+        digest.update(chunk)
+    image_sha256 = digest.hexdigest()
+    source.seek(0)
+    picture = _decode(source, fmt)
+    if not is_complete(images_dir, image_sha256):
+        _write_tiers(picture, images_dir, image_sha256)
+        source.seek(0)
+        _write_atomic(images_dir / image_sha256[:2] / f"{image_sha256}{SIGNATURES[fmt][0]}",
+                      lambda out: out.write(source.read()))
+    return StoredImage(image_sha256, picture.width, picture.height, fmt)
+
+
+def _decode(source: BinaryIO, fmt: str) -> Image.Image:
+    try:
+        with Image.open(source, formats=[fmt]) as opened:
+            width, height = opened.size
+            if width * height > MAX_SOURCE_PIXELS:
+                raise TooLarge(f"The image is {width}×{height} pixels; the limit is "
+                               f"{MAX_SOURCE_PIXELS // 1_000_000} megapixels", code="TOO_MANY_PIXELS")
+            opened.seek(0)
+            picture = ImageOps.exif_transpose(opened)
+            picture.load()
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
+            SyntaxError, EOFError) as exc:
+        raise Unprocessable(f"The image cannot be decoded: {exc}", code="BAD_IMAGE") from exc
+    has_alpha = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
+    return picture.convert("RGBA" if has_alpha else "RGB")
+
+
+def _write_tiers(picture: Image.Image, images_dir: Path, image_sha256: str) -> None:
+    pixels = picture.width * picture.height
+    base = min(1.0, (HIGH_MAX_PIXELS / pixels) ** 0.5)
+    for tier, (factor, quality) in TIERS.items():
+        size = (max(1, round(picture.width * base * factor)),
+                max(1, round(picture.height * base * factor)))
+        scaled = picture if size == picture.size else picture.resize(size, Image.Resampling.LANCZOS)
+        _write_atomic(tier_path(images_dir, image_sha256, tier),
+                      lambda out: scaled.save(out, "WEBP", quality=quality, method=4))
+
+
+def _write_atomic(target: Path, write) -> None:
+    """Write through a temp file in the same folder and rename: never a half-written file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temp, "wb") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull("The data folder's disk is full; nothing was stored",
+                              code="DISK_FULL") from exc
+        raise
+
+
+def remove(images_dir: Path, contents: list[str]) -> None:
+    """Delete the stored files of image contents no model uses any more."""
+    for image_sha256 in contents:
+        folder = images_dir / image_sha256[:2]
+        for path in folder.glob(f"{image_sha256}*"):
+            path.unlink(missing_ok=True)

@@ -1,0 +1,12 @@
+"""HTTP routes, one module per resource; `setup(app)` registers them all."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import health, images, models, pages, tags
+
+
+def setup(app: web.Application) -> None:
+    # Order matters where a fixed path shares a prefix with a {variable} one.
+    for module in (health, models, tags, images, pages):
+        app.router.add_routes(module.routes)

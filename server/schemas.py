@@ -1,0 +1,165 @@
+"""JSON Schemas (Draft 2020-12) for the config file, request bodies and the meta column.
+
+Compiled once; `check(schema, value)` raises `Invalid` naming the failing field.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from .errors import Invalid
+
+SHA256_PATTERN = "^[0-9a-fA-F]{64}$"
+KIND_PATTERN = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
+
+_path_list = {"type": "array", "items": {"type": "string", "minLength": 1}}
+
+CONFIG = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "config.yaml",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "host": {"type": "string", "minLength": 1},
+        "port": {"type": "integer", "minimum": 0, "maximum": 65535},
+        "models_dir": {"type": "string", "minLength": 1},
+        "comfyui_dir": {"type": "string", "minLength": 1},
+        "roots": {
+            "type": "object",
+            "propertyNames": {"pattern": KIND_PATTERN},
+            "additionalProperties": _path_list,
+        },
+        "extensions": {
+            "type": "object",
+            "propertyNames": {"pattern": KIND_PATTERN},
+            "additionalProperties": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^\\.[A-Za-z0-9]+$"},
+            },
+        },
+        "cors_origins": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^https?://[^/\\s]+$"},
+        },
+        "allowed_hosts": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "max_upload_mb": {"type": "number", "exclusiveMinimum": 0, "maximum": 1024},
+        "log_level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
+    },
+}
+
+_text = {"type": "string", "maxLength": 100_000}
+_short = {"type": "string", "maxLength": 1000}
+
+META = {
+    "type": "object",
+    "properties": {
+        "description": _text,
+        "community_links": {"type": "string", "maxLength": 4000},
+        "prompts": {
+            "type": "object",
+            "properties": {"positive": _text, "negative": _text},
+        },
+        "trigger_words": {"type": "array", "items": _short, "maxItems": 500},
+        "notes": _text,
+        "nsfw_level": {"type": "integer", "minimum": 0, "maximum": 32},
+        "source": {
+            "type": "object",
+            "properties": {"provider": _short, "model_id": {"type": ["string", "integer"]},
+                           "version_id": {"type": ["string", "integer"]}, "url": _short},
+        },
+        "recommended": {
+            "type": "object",
+            "properties": {"strength_model": {"type": "number"},
+                           "strength_clip": {"type": "number"}},
+        },
+    },
+}
+
+# A JSON Merge Patch of META: the same fields, each may also be null (= remove it).
+META_PATCH = {
+    "type": "object",
+    "properties": {key: {"anyOf": [value, {"type": "null"}]}
+                   for key, value in META["properties"].items()},
+}
+
+_tag_ref = {
+    "oneOf": [
+        {"type": "integer", "minimum": 1},
+        {"type": "string", "minLength": 1, "maxLength": 100},
+        {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer", "minimum": 1}}},
+        {"type": "object", "required": ["name"], "not": {"required": ["id"]},
+         "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100}}},
+    ]
+}
+
+MODEL_PATCH = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        "name": {"type": "string", "maxLength": 500},
+        "type": {"type": "string", "maxLength": 64},
+        "base_model": {"type": "string", "maxLength": 200},
+        "meta_json": META_PATCH,
+        "tags": {"type": "array", "items": _tag_ref, "maxItems": 1000},
+    },
+}
+
+TAGS_ADD = {
+    "type": "object",
+    "required": ["newtags"],
+    "properties": {"newtags": {"type": "array", "maxItems": 1000}},
+}
+
+TAG_PATCH = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"},
+        "merge": {"type": "boolean"},
+    },
+}
+
+IMAGE_ORDER = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["order"],
+    "properties": {"order": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                             "maxItems": 10_000}},
+}
+
+IMAGE_COVER = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["seq"],
+    "properties": {"seq": {"type": "integer", "minimum": 0}},
+}
+
+GENERATION_PARAMS = {"type": "object", "maxProperties": 200}
+
+
+_VALIDATORS = {id(s): Draft202012Validator(s)
+               for s in (CONFIG, META, MODEL_PATCH, TAGS_ADD, TAG_PATCH, IMAGE_ORDER,
+                         IMAGE_COVER, GENERATION_PARAMS)}
+
+
+def errors(schema: dict, value: Any) -> list[tuple[str, str]]:
+    """All violations as (field path, message), the most specific first."""
+    found = sorted(_VALIDATORS[id(schema)].iter_errors(value), key=lambda e: -len(e.absolute_path))
+    return [(_field(e), e.message) for e in found]
+
+
+def check(schema: dict, value: Any, what: str = "body") -> Any:
+    """Return `value` if it matches `schema`, else raise Invalid naming the first bad field."""
+    problems = errors(schema, value)
+    if problems:
+        field, message = problems[0]
+        raise Invalid(f"Invalid {what}: {field or what}: {message}", code="VALIDATION",
+                      field=field, problems=[{"field": f, "message": m} for f, m in problems[:20]])
+    return value
+
+
+def _field(error) -> str:
+    return ".".join(str(part) for part in error.absolute_path)

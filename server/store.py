@@ -1,0 +1,63 @@
+"""The library database, owned by one thread: every query runs there via `await store.run(fn)`.
+
+One connection, WAL, foreign keys on. Service functions take the sqlite_utils Database as their
+first argument and use `db.atomic()` for multi-step writes, so each call is all-or-nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from sqlite_utils import Database
+
+from . import migrations
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def connect(path: Path) -> Database:
+    """Open (creating if needed) the library at `path` with our pragmas and latest schema."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: a lone statement commits at once; multi-step writes use db.atomic().
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+    db = Database(conn)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    applied = migrations.apply(db)
+    if applied:
+        log.info("Database %s migrated: %s", path, ", ".join(applied))
+    return db
+
+
+class Store:
+    """Runs database work on its single owner thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hikaze-store")
+        self._db: Database | None = None
+
+    async def open(self) -> None:
+        self._db = await self._submit(connect, self.path)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(db, *args)` on the store thread and return its result."""
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return await self._submit(fn, self._db, *args)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await self._submit(db.conn.close)
+        self._executor.shutdown(wait=True)
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
