@@ -23,6 +23,10 @@ MAX_LIMIT = 1000
 
 _PATH_OF = """(SELECT f.path FROM files f WHERE f.sha256 = m.sha256
                ORDER BY f.state != 'present', f.path LIMIT 1)"""
+# The file name of m.path, so a model without a name sorts by the name it is shown with:
+# rtrim strips the trailing characters that are not separators, which leaves the folder.
+_FILE_NAME_OF = """nullif(substr(m.path, length(rtrim(m.path,
+                   replace(replace(m.path, '/', ''), '\\', ''))) + 1), '')"""
 
 
 def now_ms() -> int:
@@ -64,7 +68,7 @@ def list_models(db: Database, query: ListQuery, known_types: list[str]) -> dict:
     clause = " AND ".join(where) or "1"
     total = db.execute(f"SELECT count(*) FROM models m WHERE {clause}", params).fetchone()[0]
     rows = db.execute(
-        f"""SELECT *, coalesce(nullif(m.name, ''), m.path, m.sha256) AS display_name FROM (
+        f"""SELECT *, coalesce(nullif(m.name, ''), {_FILE_NAME_OF}, m.sha256) AS display_name FROM (
               SELECT m.sha256, m.name, m.type, m.base_model, m.size_bytes, m.created_at,
                      json_extract(m.meta, '$.nsfw_level') AS nsfw_level, {_PATH_OF} AS path
               FROM models m WHERE {clause}) m

@@ -76,11 +76,18 @@ META = {
     },
 }
 
-# A JSON Merge Patch of META: the same fields, each may also be null (= remove it).
+
+def _nullable(schema: dict) -> dict:
+    """`schema` as a merge patch sees it: null (= remove) allowed here and in nested fields."""
+    if "properties" in schema:
+        schema = {**schema, "properties": {k: _nullable(v) for k, v in schema["properties"].items()}}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+# A JSON Merge Patch of META: the same fields, any of them (nested ones too) may be null.
 META_PATCH = {
     "type": "object",
-    "properties": {key: {"anyOf": [value, {"type": "null"}]}
-                   for key, value in META["properties"].items()},
+    "properties": {key: _nullable(value) for key, value in META["properties"].items()},
 }
 
 _tag_ref = {

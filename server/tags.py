@@ -1,6 +1,7 @@
 """Tags: get-or-create by name (case-insensitive), rename, merge, delete, usage counts."""
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 from sqlite_utils import Database
@@ -8,14 +9,15 @@ from sqlite_utils import Database
 from .errors import Conflict, Invalid, NotFound
 
 MAX_NAME = 100
+_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits that fit an SQLite integer
 
 
 def clean_name(value: object) -> str | None:
     """A usable tag name from client input, or None for non-strings and blanks."""
     if not isinstance(value, str):
         return None
-    name = " ".join(value.split())
-    return name[:MAX_NAME] if name else None
+    name = " ".join(value.split())[:MAX_NAME].rstrip()  # a cut may end on a space
+    return name or None
 
 
 def list_tags(db: Database) -> list[dict]:
@@ -113,7 +115,7 @@ def find_ids(db: Database, refs: list[str]) -> list[int | None]:
     """Each filter value as a tag id (digits are ids, anything else a name); None if unknown."""
     result: list[int | None] = []
     for ref in refs:
-        if ref.isdigit():
+        if _ID.fullmatch(ref):
             row = db.execute("SELECT id FROM tags WHERE id = ?", [int(ref)]).fetchone()
         else:
             row = db.execute("SELECT id FROM tags WHERE name = ?", [ref]).fetchone()

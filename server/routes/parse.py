@@ -52,7 +52,14 @@ async def json_body(request: web.Request, schema: dict | None = None) -> Any:
         raise UnsupportedMedia("Send the body as JSON (Content-Type: application/json)",
                                code="NOT_JSON")
     try:
-        body = json.loads(await request.read())
+        body = json.loads(await request.read(), parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid(f"The body is not valid JSON: {exc}", code="BAD_JSON") from exc
+    except RecursionError as exc:  # the parser's own depth guard
+        raise Invalid("The body is nested too deeply", code="BAD_JSON") from exc
     return schemas.check(schema, body) if schema else body
+
+
+def _refuse_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; stored, they would make our own responses invalid JSON.
+    raise ValueError(f"{name} is not a JSON value")
