@@ -19,6 +19,7 @@ from .errors import StorageFull, TooLarge, Unprocessable, UnsupportedMedia
 
 TIERS = {"high": (1.0, 80), "medium": (0.66, 60), "low": (0.33, 45)}
 HIGH_MAX_PIXELS = 2_000_000
+WEBP_MAX_SIDE = 16383  # libwebp refuses anything wider or taller (a panorama can be, under 2 MP)
 MAX_SOURCE_PIXELS = 64_000_000  # refused before decoding: the decompression-bomb guard
 SIGNATURES = {  # format name → (extension, test on the first bytes)
     "PNG": (".png", lambda b: b.startswith(b"\x89PNG\r\n\x1a\n")),
@@ -90,10 +91,11 @@ def _decode(source: BinaryIO, fmt: str) -> Image.Image:
 
 def _write_tiers(picture: Image.Image, images_dir: Path, image_sha256: str) -> None:
     pixels = picture.width * picture.height
-    base = min(1.0, (HIGH_MAX_PIXELS / pixels) ** 0.5)
+    base = min(1.0, (HIGH_MAX_PIXELS / pixels) ** 0.5, WEBP_MAX_SIDE / max(picture.size))
+    # The high tier rounds down, so it never exceeds HIGH_MAX_PIXELS; the others follow it.
+    high = (max(1, int(picture.width * base)), max(1, int(picture.height * base)))
     for tier, (factor, quality) in TIERS.items():
-        size = (max(1, round(picture.width * base * factor)),
-                max(1, round(picture.height * base * factor)))
+        size = (max(1, round(high[0] * factor)), max(1, round(high[1] * factor)))
         scaled = picture if size == picture.size else picture.resize(size, Image.Resampling.LANCZOS)
         _write_atomic(tier_path(images_dir, image_sha256, tier),
                       lambda out: scaled.save(out, "WEBP", quality=quality, method=4))
@@ -110,11 +112,12 @@ def _write_atomic(target: Path, write) -> None:
             os.fsync(out.fileno())
         os.replace(temp, target)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull("The data folder's disk is full; nothing was stored",
                               code="DISK_FULL") from exc
         raise
+    finally:  # whatever failed (Pillow raises ValueError too), leave no temp file behind
+        temp.unlink(missing_ok=True)
 
 
 def remove(images_dir: Path, contents: list[str]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from server import image_files, images, library, tags
 from server.errors import Invalid, NotFound
 from server.library import ListQuery
-from tests.conftest import ModelTree, add_tree_to_library, png_bytes, write_safetensors
+from tests.factories import ModelTree, add_tree_to_library, png_bytes, write_safetensors
 
 KNOWN = ["checkpoints", "loras", "vae"]
 

@@ -8,7 +8,7 @@ import pytest
 from yarl import URL
 
 from server.app_keys import STORE
-from tests.conftest import ModelTree
+from tests.factories import ModelTree
 
 UNKNOWN_SHA = "0" * 64
 BAD_SHAS = [

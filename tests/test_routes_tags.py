@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 
 from server.app_keys import STORE
-from tests.conftest import ModelTree
+from tests.factories import ModelTree
 
 
 @dataclass

@@ -5,7 +5,7 @@ import pytest
 
 from server import library, tags
 from server.errors import Conflict, Invalid, NotFound
-from tests.conftest import add_tree_to_library
+from tests.factories import add_tree_to_library
 
 
 @pytest.fixture

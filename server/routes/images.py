@@ -1,11 +1,13 @@
 """/api/images: upload, serve, count, delete; gallery order and cover under /api/models."""
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import image_files, images, library, schemas
 from ..app_keys import CONFIG, GALLERY, STORE
@@ -57,10 +59,15 @@ async def serve(request: web.Request) -> web.StreamResponse:
     if request.headers.get("If-None-Match", "").strip('"') == etag:
         return web.Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": cache})
     path = image_files.tier_path(request.app[CONFIG].images_dir, content, quality)
-    if not path.is_file():
-        raise NotFound("The image file is missing from the data folder", code="IMAGE_FILE_MISSING")
-    return web.FileResponse(path, headers={"Content-Type": "image/webp", "ETag": f'"{etag}"',
-                                           "Cache-Control": cache})
+    # Not FileResponse: it would replace our content ETag with its own mtime-size one. A tier
+    # is at most 2 MP of WebP, so reading it whole (off the event loop) is cheap.
+    try:
+        data = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
+    except FileNotFoundError:
+        raise NotFound("The image file is missing from the data folder",
+                       code="IMAGE_FILE_MISSING") from None
+    return web.Response(body=data, content_type="image/webp",
+                        headers={"ETag": f'"{etag}"', "Cache-Control": cache})
 
 
 @routes.put("/api/models/{sha256}/images/order")
@@ -82,7 +89,11 @@ async def _read_form(request: web.Request, limit: int):
         raise Invalid("Send the image as multipart/form-data", code="NOT_MULTIPART")
     if request.content_length and request.content_length > limit + 1024 * 1024:
         raise TooLarge(f"Uploads are limited to {limit // (1024 * 1024)} MB", limit=limit)
-    return await request.post()
+    try:
+        return await request.post()
+    except (ValueError, HttpProcessingError) as exc:  # aiohttp's multipart parser refused it
+        raise Invalid("The multipart form is malformed; send the image as multipart/form-data",
+                      code="BAD_MULTIPART") from exc
 
 
 def _image_part(form, limit: int) -> io.IOBase:

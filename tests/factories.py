@@ -1,0 +1,86 @@
+"""Builders of real test data: small valid model files, pictures, and a library over them."""
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from server import library, safetensors
+
+
+@dataclass
+class ModelFile:
+    kind: str
+    path: Path
+    sha256: str
+
+
+@dataclass
+class ModelTree:
+    """A ComfyUI-style models folder made of small but valid files."""
+
+    root: Path
+    files: list[ModelFile] = field(default_factory=list)
+
+    def by_name(self, name: str) -> ModelFile:
+        return next(f for f in self.files if f.path.name == name)
+
+
+def write_safetensors(path: Path, seed: int, metadata: dict | None = None) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = struct.pack("<16f", *[float(seed + i) for i in range(16)])
+    safetensors.write(path, {"lora_up.weight": ("F32", [4, 4], weights)},
+                      metadata or {"ss_output_name": path.stem})
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def png_bytes(size=(64, 48), colour=(200, 40, 40), mode="RGB", fmt="PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, colour).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def build_tree(root: Path) -> ModelTree:
+    """A models folder: nested folders, a duplicate by content, a .ckpt, a sibling preview and
+    non-model files."""
+    tree = ModelTree(root)
+    for kind, relative, seed in [
+        ("checkpoints", "sdxl/base.safetensors", 1),
+        ("loras", "style/ink.safetensors", 2),
+        ("loras", "nested/deep/glow.safetensors", 3),
+        ("vae", "clear.safetensors", 4),
+    ]:
+        path = root / kind / relative
+        tree.files.append(ModelFile(kind, path, write_safetensors(path, seed)))
+    copy = root / "checkpoints" / "copies" / "ink_copy.safetensors"  # a duplicate by content
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(root / "loras" / "style" / "ink.safetensors", copy)
+    tree.files.append(ModelFile("checkpoints", copy, tree.by_name("ink.safetensors").sha256))
+    ckpt = root / "checkpoints" / "old.ckpt"
+    ckpt.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    tree.files.append(ModelFile("checkpoints", ckpt, hashlib.sha256(ckpt.read_bytes()).hexdigest()))
+    (root / "loras" / "style" / "ink.preview.png").write_bytes(png_bytes())
+    (root / "loras" / "style" / "notes.txt").write_text("not a model")
+    (root / "configs").mkdir()
+    (root / "configs" / "v1.yaml").write_text("model: {}\n")
+    return tree
+
+
+
+def add_tree_to_library(database, tree: ModelTree) -> list[str]:
+    """Put every distinct file content of the tree in the library, as an import would."""
+    added = []
+    for item in tree.files:
+        if item.sha256 in added:
+            library.record_file(database, str(item.path), item.kind, item.sha256)
+            continue
+        library.add_model(database, library.NewModel(
+            sha256=item.sha256, name="", type=item.kind, size_bytes=item.path.stat().st_size,
+            created_at=library.now_ms(), paths=(str(item.path),)))
+        added.append(item.sha256)
+    return added
