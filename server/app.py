@@ -1,7 +1,10 @@
 """create_app(config): the sidecar's aiohttp application with its resources and routes."""
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
@@ -15,7 +18,10 @@ from .errors import error_middleware
 from .images import Gallery
 from .store import Store
 
+log = logging.getLogger(__name__)
 FORM_OVERHEAD = 1024 * 1024  # room for the text fields beside an upload of the maximum size
+IMAGE_WORKERS = 2
+BACKGROUND_NICE = 10
 
 
 def create_app(config: Config) -> web.Application:
@@ -25,9 +31,10 @@ def create_app(config: Config) -> web.Application:
         client_max_size=config.max_upload_bytes + FORM_OVERHEAD,
     )
     store = Store(config.db_path)
-    # Leave a core for the event loop and the store thread while pictures are resized.
-    threads = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
-                                 thread_name_prefix="hikaze-image")
+    # Leave a core for the event loop and the store thread while pictures are resized, and
+    # cap the count: each large picture in work holds tens of MB.
+    threads = ThreadPoolExecutor(max_workers=max(1, min(IMAGE_WORKERS, (os.cpu_count() or 2) - 1)),
+                                 thread_name_prefix="hikaze-image", initializer=lower_priority)
     app[CONFIG] = config
     app[STORE] = store
     app[IMAGE_THREADS] = threads
@@ -36,6 +43,16 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_resources)
     routes.setup(app)
     return app
+
+
+def lower_priority() -> None:
+    """Run the calling worker thread at a lower CPU priority, so requests stay quick while it
+    resizes pictures. Linux gives each thread its own nice value; elsewhere this does nothing."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        except OSError as exc:  # a container may forbid it; the work still runs
+            log.debug("Could not lower the image thread's priority: %s", exc)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

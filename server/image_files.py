@@ -73,20 +73,21 @@ def ingest(source: BinaryIO, images_dir: Path) -> StoredImage:
 
 
 def _decode(source: BinaryIO, fmt: str) -> Image.Image:
+    # No `with`: closing would free the pixels. The caller owns `source`, so nothing leaks.
     try:
-        with Image.open(source, formats=[fmt]) as opened:
-            width, height = opened.size
-            if width * height > MAX_SOURCE_PIXELS:
-                raise TooLarge(f"The image is {width}×{height} pixels; the limit is "
-                               f"{MAX_SOURCE_PIXELS // 1_000_000} megapixels", code="TOO_MANY_PIXELS")
-            opened.seek(0)
-            picture = ImageOps.exif_transpose(opened)
-            picture.load()
+        picture = Image.open(source, formats=[fmt])
+        width, height = picture.size
+        if width * height > MAX_SOURCE_PIXELS:
+            raise TooLarge(f"The image is {width}×{height} pixels; the limit is "
+                           f"{MAX_SOURCE_PIXELS // 1_000_000} megapixels", code="TOO_MANY_PIXELS")
+        picture.load()
+        ImageOps.exif_transpose(picture, in_place=True)  # no copy of a large picture
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
             SyntaxError, EOFError) as exc:
         raise Unprocessable(f"The image cannot be decoded: {exc}", code="BAD_IMAGE") from exc
     has_alpha = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
-    return picture.convert("RGBA" if has_alpha else "RGB")
+    mode = "RGBA" if has_alpha else "RGB"
+    return picture if picture.mode == mode else picture.convert(mode)
 
 
 def _write_tiers(picture: Image.Image, images_dir: Path, image_sha256: str) -> None:

@@ -14,7 +14,7 @@ from . import images, schemas, tags
 from .errors import Invalid, NotFound
 
 SORTS = {
-    "name": "lower(display_name), m.sha256",
+    "name": "m.sort_name, m.sha256",
     "newest": "m.created_at DESC, m.sha256",
     "oldest": "m.created_at, m.sha256",
     "size": "m.size_bytes DESC, m.sha256",
@@ -23,11 +23,6 @@ MAX_LIMIT = 1000
 
 _PATH_OF = """(SELECT f.path FROM files f WHERE f.sha256 = m.sha256
                ORDER BY f.state != 'present', f.path LIMIT 1)"""
-# The file name of m.path, so a model without a name sorts by the name it is shown with:
-# rtrim strips the trailing characters that are not separators, which leaves the folder.
-_FILE_NAME_OF = """nullif(substr(m.path, length(rtrim(m.path,
-                   replace(replace(m.path, '/', ''), '\\', ''))) + 1), '')"""
-
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -67,18 +62,20 @@ def list_models(db: Database, query: ListQuery, known_types: list[str]) -> dict:
         return {"models": [], "total": 0, "offset": query.offset, "limit": query.limit}
     clause = " AND ".join(where) or "1"
     total = db.execute(f"SELECT count(*) FROM models m WHERE {clause}", params).fetchone()[0]
+    # Pick the page first (read from an index in sort order), then fill in only its rows.
     rows = db.execute(
-        f"""SELECT *, coalesce(nullif(m.name, ''), {_FILE_NAME_OF}, m.sha256) AS display_name FROM (
-              SELECT m.sha256, m.name, m.type, m.base_model, m.size_bytes, m.created_at,
-                     json_extract(m.meta, '$.nsfw_level') AS nsfw_level, {_PATH_OF} AS path
-              FROM models m WHERE {clause}) m
-            ORDER BY {SORTS[query.sort]} LIMIT ? OFFSET ?""",
+        f"""SELECT m.sha256, m.name, m.type, m.base_model, m.size_bytes, m.created_at,
+                   json_extract(m.meta, '$.nsfw_level'), {_PATH_OF}
+            FROM (SELECT m.sha256 FROM models m WHERE {clause}
+                  ORDER BY {SORTS[query.sort]} LIMIT ? OFFSET ?) page
+            JOIN models m ON m.sha256 = page.sha256
+            ORDER BY {SORTS[query.sort]}""",
         [*params, query.limit, query.offset]).fetchall()
     shas = [row[0] for row in rows]
     tag_map = tags.tags_of(db, shas)
     covers = images.covers_of(db, shas)
     models = []
-    for sha, name, type_, base, size, created, nsfw, path, _ in rows:
+    for sha, name, type_, base, size, created, nsfw, path in rows:
         count, cover = covers.get(sha, (0, None))
         models.append({
             "sha256": sha, "name": name or _file_name(path), "type": type_, "base_model": base,
@@ -106,7 +103,7 @@ def _filters(db: Database, query: ListQuery, known_types: list[str]) -> tuple[li
     if None in include:
         return None, []  # a required tag that does not exist matches nothing
     for tag_id in include:
-        where.append("EXISTS (SELECT 1 FROM model_tags t WHERE t.sha256 = m.sha256 AND t.tag_id = ?)")
+        where.append("m.sha256 IN (SELECT t.sha256 FROM model_tags t WHERE t.tag_id = ?)")
         params.append(tag_id)
     exclude = [i for i in tags.find_ids(db, list(query.exclude_tags)) if i is not None]
     if exclude:

@@ -33,3 +33,24 @@ def test_tag_names_are_unique_without_case(tmp_path):
         pass
     else:
         raise AssertionError("a tag differing only in case was accepted")
+
+
+def test_sort_name_follows_the_name_and_the_first_present_file(tmp_path):
+    db = store.connect(tmp_path / "library.db")
+    sha = "a" * 64
+    db.execute("INSERT INTO models(sha256, name, created_at, updated_at) VALUES (?, '', 0, 0)", [sha])
+    sort_name = lambda: db.execute("SELECT sort_name FROM models").fetchone()[0]  # noqa: E731
+    assert sort_name() == sha  # no name, no file yet
+    db["files"].insert({"path": "C:\\models\\Apple.safetensors", "sha256": sha, "size_bytes": 1,
+                        "mtime_ns": 0, "seen_at": 0})
+    assert sort_name() == "apple.safetensors"  # Windows separators too
+    db["files"].insert({"path": "/m/loras/Zebra.safetensors", "sha256": sha, "size_bytes": 1,
+                        "mtime_ns": 0, "seen_at": 0})
+    assert sort_name() == "zebra.safetensors"  # the first file by path
+    db.execute("UPDATE files SET state = 'missing' WHERE path LIKE '/m/%'")
+    assert sort_name() == "apple.safetensors"  # a present file comes first
+    db.execute("UPDATE models SET name = 'My Model'")
+    assert sort_name() == "my model"
+    db.execute("UPDATE models SET name = ''")
+    db.execute("DELETE FROM files WHERE path LIKE 'C:%'")
+    assert sort_name() == "zebra.safetensors"
