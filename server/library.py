@@ -24,6 +24,7 @@ MAX_LIMIT = 1000
 _PATH_OF = """(SELECT f.path FROM files f WHERE f.sha256 = m.sha256
                ORDER BY f.state != 'present', f.path LIMIT 1)"""
 
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
