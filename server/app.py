@@ -1,6 +1,7 @@
 """create_app(config): the sidecar's aiohttp application with its resources and routes."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -12,9 +13,10 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from . import demo, routes, security
-from .app_keys import CONFIG, GALLERY, IMAGE_THREADS, STARTED_AT, STORE
+from .app_keys import CONFIG, EVENTS, GALLERY, IMAGE_THREADS, STARTED_AT, STORE
 from .config import Config
 from .errors import error_middleware
+from .events import Events
 from .images import Gallery
 from .store import Store
 
@@ -39,6 +41,7 @@ def create_app(config: Config) -> web.Application:
     app[STORE] = store
     app[IMAGE_THREADS] = threads
     app[GALLERY] = Gallery(store, config.images_dir, threads)
+    app[EVENTS] = Events()
     app[STARTED_AT] = time.monotonic()
     app.cleanup_ctx.append(_resources)
     routes.setup(app)
@@ -58,6 +61,7 @@ def lower_priority() -> None:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     config.images_dir.mkdir(parents=True, exist_ok=True)
+    app[EVENTS].bind(asyncio.get_running_loop())
     await app[STORE].open()
     try:
         if config.demo:

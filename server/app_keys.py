@@ -6,11 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from .config import Config
+from .events import Events
 from .images import Gallery
 from .store import Store
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
 GALLERY = web.AppKey("gallery", Gallery)
+EVENTS = web.AppKey("events", Events)
 IMAGE_THREADS = web.AppKey("image_threads", ThreadPoolExecutor)
 STARTED_AT = web.AppKey("started_at", float)

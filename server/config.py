@@ -46,6 +46,12 @@ class Config:
     allowed_hosts: tuple[str, ...] = ()
     max_upload_bytes: int = 50 * 1024 * 1024
     log_level: str = "INFO"
+    scan_interval_minutes: float = 0
+    auto_import: bool = False
+    hash_workers: int = field(default_factory=lambda: os.cpu_count() or 2)
+    civitai_lookup: bool = False
+    civitai_api_key: str = ""
+    civitai_url: str = "https://civitai.com"
     demo: bool = False
     config_file: Path | None = None
 
@@ -56,6 +62,11 @@ class Config:
     @property
     def images_dir(self) -> Path:
         return self.data_dir / "images"
+
+    @property
+    def pending_dir(self) -> Path:
+        """Previews of pending items (copied from legacy databases), served as they are."""
+        return self.data_dir / "pending"
 
     @property
     def model_roots(self) -> tuple[Path, ...]:
@@ -99,6 +110,12 @@ def load(*, data_dir: str | Path | None = None, config_file: str | Path | None =
         allowed_hosts=tuple(values.get("allowed_hosts", [])),
         max_upload_bytes=int(values.get("max_upload_mb", 50) * 1024 * 1024),
         log_level=values.get("log_level", "INFO"),
+        scan_interval_minutes=values.get("scan_interval_minutes", 0),
+        auto_import=values.get("auto_import", False),
+        hash_workers=values.get("hash_workers", os.cpu_count() or 2),
+        civitai_lookup=values.get("civitai_lookup", False),
+        civitai_api_key=values.get("civitai_api_key", ""),
+        civitai_url=values.get("civitai_url", "https://civitai.com").rstrip("/"),
         demo=demo,
         config_file=file if file.is_file() else None,
     )

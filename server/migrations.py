@@ -1,7 +1,6 @@
 """Numbered, append-only schema migrations (sqlite-utils Migrations).
 
-Never edit an applied migration: add the next number. 0002 is reserved for the pending-import
-tables that arrive with model discovery.
+Never edit an applied migration: add the next number.
 """
 from __future__ import annotations
 
@@ -113,3 +112,45 @@ def apply(db: Database) -> list[str]:
     pending = [m.name for m in migrations.pending(db)]
     migrations.apply(db)
     return pending
+
+
+@migrations(name="0002_pending")
+def pending(db: Database) -> None:
+    db.executescript(
+        """
+        -- Files and legacy records waiting for the user to import them. AUTOINCREMENT: an id
+        -- is never reused, so a stale selection can never name another file.
+        CREATE TABLE pending_import (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            path        TEXT NOT NULL UNIQUE,
+            sha256      TEXT,
+            name        TEXT NOT NULL DEFAULT '',
+            type        TEXT NOT NULL DEFAULT '',
+            size_bytes  INTEGER NOT NULL DEFAULT 0,
+            created_at  INTEGER NOT NULL,
+            meta        TEXT NOT NULL DEFAULT '{}',
+            source      TEXT NOT NULL DEFAULT 'scan' CHECK (source IN ('scan', 'legacy')),
+            legacy_id   INTEGER,
+            image       TEXT NOT NULL DEFAULT ''   -- a file name under <data dir>/pending/
+        );
+        CREATE INDEX pending_sha256 ON pending_import(sha256);
+
+        CREATE TABLE pending_tags (
+            pending_id  INTEGER NOT NULL REFERENCES pending_import(id) ON DELETE CASCADE,
+            tag_id      INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+            PRIMARY KEY (pending_id, tag_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX pending_tags_tag ON pending_tags(tag_id);
+
+        CREATE INDEX files_quick_fp ON files(quick_fp);
+        CREATE INDEX files_state ON files(state, sha256);
+
+        -- Answers of the opt-in Civitai lookup by hash; found = 0 is the negative cache.
+        CREATE TABLE civitai_cache (
+            sha256      TEXT PRIMARY KEY,
+            found       INTEGER NOT NULL,
+            fetched_at  INTEGER NOT NULL,
+            payload     TEXT NOT NULL DEFAULT '{}'
+        );
+        """
+    )

@@ -44,6 +44,12 @@ CONFIG = {
         },
         "allowed_hosts": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "max_upload_mb": {"type": "number", "exclusiveMinimum": 0, "maximum": 1024},
+        "scan_interval_minutes": {"type": "number", "minimum": 0},
+        "auto_import": {"type": "boolean"},
+        "hash_workers": {"type": "integer", "minimum": 1, "maximum": 64},
+        "civitai_lookup": {"type": "boolean"},
+        "civitai_api_key": {"type": "string"},
+        "civitai_url": {"type": "string", "pattern": "^https?://[^\\s]+$"},
         "log_level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
     },
 }
