@@ -1,16 +1,20 @@
 """Command line: `python -m server [serve] [--host --port --data-dir --config --models-dir
---comfyui --demo]` runs the manager until SIGINT or SIGTERM."""
+--comfyui --demo]` runs the manager until SIGINT or SIGTERM; `python -m server migrate-legacy
+--db FILE [--images-dir DIR] [--dry-run]` brings a Hikaze v1 database into the library."""
 from __future__ import annotations
 
 import argparse
 import errno
+import json
 import logging
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
-from . import __version__, config as config_module, demo
+from . import __version__, config as config_module, demo, legacy
 from .app import create_app
+from .errors import ApiError
 
 log = logging.getLogger("server")
 
@@ -28,12 +32,20 @@ def parser() -> argparse.ArgumentParser:
         target.add_argument("--models-dir", help="a ComfyUI-style models folder: one sub-folder per kind")
         target.add_argument("--comfyui", help="a ComfyUI folder: its models/ and extra_model_paths.yaml")
         target.add_argument("--demo", action="store_true", help="add a small generated sample library")
+    migrate = commands.add_parser("migrate-legacy", help="bring a Hikaze v1 database into the library")
+    migrate.add_argument("--db", required=True, help="the v1 database file (opened read-only)")
+    migrate.add_argument("--images-dir", help="the v1 preview images (default: images/ beside it)")
+    migrate.add_argument("--data-dir", help="where the library lives (default $HIKAZE_HOME or ~/.hikaze)")
+    migrate.add_argument("--config", help="config file (default <data dir>/config.yaml)")
+    migrate.add_argument("--dry-run", action="store_true", help="report what would happen; change nothing")
     return main
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "migrate-legacy":
+        return migrate_legacy(args)
     try:
         config = config_module.load(data_dir=args.data_dir, config_file=args.config, host=args.host,
                                     port=args.port, models_dir=args.models_dir,
@@ -55,6 +67,25 @@ def main(argv: list[str] | None = None) -> int:
             return 3
         raise
     return 0
+
+
+def migrate_legacy(args: argparse.Namespace) -> int:
+    """Print the migration report as JSON; exit 0 when every model made it, 1 when some
+    failed, 2 when the paths or the config cannot be used."""
+    try:
+        config = config_module.load(data_dir=args.data_dir, config_file=args.config)
+        report = legacy.run_standalone(config, _absolute(args.db), _absolute(args.images_dir),
+                                       args.dry_run)
+    except (config_module.ConfigError, ApiError) as exc:
+        log.error("Cannot migrate: %s", exc)
+        return 2
+    sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return 0 if report["errors"] == 0 else 1
+
+
+def _absolute(path: str | None) -> str | None:
+    """A path typed on the command line, relative to where the command runs."""
+    return str(Path(path).expanduser().absolute()) if path else None
 
 
 def _announce(config: config_module.Config) -> None:

@@ -13,11 +13,13 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from . import demo, routes, security
-from .app_keys import CONFIG, EVENTS, GALLERY, IMAGE_THREADS, STARTED_AT, STORE
+from .app_keys import CONFIG, EVENTS, GALLERY, IMAGE_THREADS, JOBS, SCANNER, STARTED_AT, STORE
 from .config import Config
 from .errors import error_middleware
 from .events import Events
 from .images import Gallery
+from .jobs import Jobs
+from .scanner import Scanner
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,14 @@ def create_app(config: Config) -> web.Application:
     app[GALLERY] = Gallery(store, config.images_dir, threads)
     app[EVENTS] = Events()
     app[STARTED_AT] = time.monotonic()
+    app[JOBS] = Jobs(app[EVENTS], channel="scan")
+    # Hash threads at a lower priority too: hashlib releases the GIL, so they would otherwise
+    # compete with the event loop and the store thread for every core.
+    hash_threads = ThreadPoolExecutor(max_workers=config.hash_workers,
+                                      thread_name_prefix="hikaze-hash", initializer=lower_priority)
+    app[SCANNER] = Scanner(config, store, app[JOBS], hash_threads)
     app.cleanup_ctx.append(_resources)
+    app.cleanup_ctx.append(_scanning)
     routes.setup(app)
     return app
 
@@ -70,3 +79,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     finally:
         app[IMAGE_THREADS].shutdown(wait=True)
         await app[STORE].close()
+
+
+async def _scanning(app: web.Application) -> AsyncIterator[None]:
+    """Resume unfinished hashing and run scheduled scans; stop both (keeping finished work)
+    before the store closes."""
+    app[SCANNER].start()
+    try:
+        yield
+    finally:
+        await app[SCANNER].stop()

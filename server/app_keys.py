@@ -8,6 +8,8 @@ from aiohttp import web
 from .config import Config
 from .events import Events
 from .images import Gallery
+from .jobs import Jobs
+from .scanner import Scanner
 from .store import Store
 
 CONFIG = web.AppKey("config", Config)
@@ -16,3 +18,5 @@ GALLERY = web.AppKey("gallery", Gallery)
 EVENTS = web.AppKey("events", Events)
 IMAGE_THREADS = web.AppKey("image_threads", ThreadPoolExecutor)
 STARTED_AT = web.AppKey("started_at", float)
+JOBS = web.AppKey("jobs", Jobs)
+SCANNER = web.AppKey("scanner", Scanner)

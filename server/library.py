@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from . import images, schemas, tags
+from . import images, metadata, schemas, tags
 from .errors import Invalid, NotFound
 
 SORTS = {
@@ -148,10 +148,13 @@ def patch_model(db: Database, sha256: str, patch: dict) -> dict:
         changes: dict[str, Any] = {k: patch[k] for k in ("name", "type", "base_model") if k in patch}
         if "name" in changes:
             changes["name"] = changes["name"].strip()
+        merged = json.loads(current[0])
         if "meta_json" in patch:
-            merged = merge_patch(json.loads(current[0]), patch["meta_json"])
+            merged = merge_patch(merged, patch["meta_json"])
             schemas.check(schemas.META, merged, "meta_json")
-            changes["meta"] = json.dumps(merged, ensure_ascii=False)
+        # Fields the user sets are recorded as source "user" in meta.sources, so metadata
+        # imports and Civitai refreshes never overwrite them (see metadata.merge_into).
+        changes["meta"] = json.dumps(metadata.mark_user_edits(merged, patch), ensure_ascii=False)
         if "tags" in patch:
             tag_ids = tags.resolve_refs(db, patch["tags"])
             db.execute("DELETE FROM model_tags WHERE sha256 = ?", [sha256])

@@ -154,3 +154,16 @@ def pending(db: Database) -> None:
         );
         """
     )
+
+
+@migrations(name="0003_files_verify")
+def files_verify(db: Database) -> None:
+    # A file recognised as moved by its quick fingerprint takes the sha256 of the file it
+    # replaces without being read; verify = 1 asks the hash job to confirm it in the
+    # background (after the files that have no hash at all).
+    db.executescript(
+        """
+        ALTER TABLE files ADD COLUMN verify INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX files_verify ON files(state) WHERE verify = 1;
+        """
+    )

@@ -176,3 +176,43 @@ def check(schema: dict, value: Any, what: str = "body") -> Any:
 
 def _field(error) -> str:
     return ".".join(str(part) for part in error.absolute_path)
+
+
+# --- appended for the metadata refresh (server/civitai.py, routes/metadata.py) ---
+MAX_REFRESH_BATCH = 100
+
+REFRESH_METADATA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["sha256"],
+    "properties": {"sha256": {"type": "array", "minItems": 1, "maxItems": MAX_REFRESH_BATCH,
+                              "items": {"type": "string", "pattern": SHA256_PATTERN}}},
+}
+_VALIDATORS[id(REFRESH_METADATA)] = Draft202012Validator(REFRESH_METADATA)
+
+
+LEGACY_MIGRATION = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["legacy_db_path"],
+    "properties": {
+        "legacy_db_path": {"type": "string", "minLength": 1, "maxLength": 4096},
+        "legacy_images_dir": {"type": "string", "maxLength": 4096},
+        "dry_run": {"type": "boolean"},
+    },
+}
+_VALIDATORS[id(LEGACY_MIGRATION)] = Draft202012Validator(LEGACY_MIGRATION)
+
+
+# POST /api/migration/import_models. Ids that are not integers are reported per item (failed,
+# INVALID_ID) rather than refusing the batch, as the v1 contract does.
+IMPORT_MODELS = {
+    "type": "object",
+    "required": ["id"],
+    "properties": {
+        "id": {"type": "array", "minItems": 1, "maxItems": 100_000,
+               "items": {"type": ["integer", "string"], "maxLength": 40}},
+        "conflict_strategy": {"enum": [None, "null", "override", "merge", "ignore", "delete"]},
+    },
+}
+_VALIDATORS[id(IMPORT_MODELS)] = Draft202012Validator(IMPORT_MODELS)

@@ -252,8 +252,12 @@ def test_patch_changes_only_the_fields_sent(lib):
     after = lib.row("base.safetensors")
     assert model["name"] == "Renamed"
     assert after["name"] == "Renamed"
-    for column in ("type", "base_model", "meta", "size_bytes", "created_at"):
+    for column in ("type", "base_model", "size_bytes", "created_at"):
         assert after[column] == before[column], column
+    # the meta is unchanged but for the record that the user set the name
+    before_meta, after_meta = json.loads(before["meta"]), json.loads(after["meta"])
+    assert after_meta.pop("sources") == {**before_meta.pop("sources"), "name": "user"}
+    assert after_meta == before_meta
     assert after["updated_at"] >= before["updated_at"]
     assert [t["name"] for t in model["tags"]] == ["keep"]
 
@@ -275,7 +279,8 @@ def test_patch_meta_is_a_merge_patch(lib):
         "custom": {"y": None, "z": 3}}})
     assert model["meta_json"] == {
         "prompts": {"positive": "GLOW", "negative": "dark"}, "trigger_words": ["c"],
-        "custom": {"x": 1, "z": 3}}
+        "custom": {"x": 1, "z": 3},
+        "sources": dict.fromkeys(["description", "prompts", "trigger_words", "custom"], "user")}
     assert json.loads(lib.row("glow.safetensors")["meta"]) == model["meta_json"]
 
 
@@ -283,7 +288,7 @@ def test_patch_meta_null_inside_a_known_object_removes_that_key(lib):
     sha = lib.sha("glow.safetensors")
     library.patch_model(lib.db, sha, {"meta_json": {"prompts": {"positive": "p", "negative": "n"}}})
     model = library.patch_model(lib.db, sha, {"meta_json": {"prompts": {"negative": None}}})
-    assert model["meta_json"] == {"prompts": {"positive": "p"}}
+    assert model["meta_json"] == {"prompts": {"positive": "p"}, "sources": {"prompts": "user"}}
 
 
 def test_patch_tags_by_id_name_and_objects(lib):

@@ -206,7 +206,8 @@ async def test_patch_changes_the_fields_sent_and_returns_the_model(api):
     assert response.status == 200
     model = await response.json()
     assert (model["name"], model["base_model"], model["type"]) == ("Base XL", "SDXL", "checkpoints")
-    assert model["meta_json"] == {"notes": "good", "nsfw_level": 2}
+    assert model["meta_json"] == {"notes": "good", "nsfw_level": 2, "sources": dict.fromkeys(
+        ["name", "base_model", "notes", "nsfw_level"], "user")}
     assert [t["name"] for t in model["tags"]] == ["base", "sdxl"]
     assert await api.model(sha) == model
     listed = next(m for m in (await (await api.client.get("/api/models")).json())["models"]
@@ -221,7 +222,8 @@ async def test_patch_meta_merges_and_null_removes(api):
     response = await api.patch(sha, {"meta_json": {"description": None,
                                                    "prompts": {"negative": None}}})
     assert response.status == 200
-    assert (await response.json())["meta_json"] == {"prompts": {"positive": "p"}}
+    assert (await response.json())["meta_json"] == {
+        "prompts": {"positive": "p"}, "sources": {"description": "user", "prompts": "user"}}
 
 
 async def test_patch_tags_by_id(api):
