@@ -67,7 +67,7 @@ def ingest(source: BinaryIO, images_dir: Path) -> StoredImage:
     if not is_complete(images_dir, image_sha256):
         _write_tiers(picture, images_dir, image_sha256)
         source.seek(0)
-        _write_atomic(images_dir / image_sha256[:2] / f"{image_sha256}{SIGNATURES[fmt][0]}",
+        write_atomic(images_dir / image_sha256[:2] / f"{image_sha256}{SIGNATURES[fmt][0]}",
                       lambda out: out.write(source.read()))
     return StoredImage(image_sha256, picture.width, picture.height, fmt)
 
@@ -98,11 +98,11 @@ def _write_tiers(picture: Image.Image, images_dir: Path, image_sha256: str) -> N
     for tier, (factor, quality) in TIERS.items():
         size = (max(1, round(high[0] * factor)), max(1, round(high[1] * factor)))
         scaled = picture if size == picture.size else picture.resize(size, Image.Resampling.LANCZOS)
-        _write_atomic(tier_path(images_dir, image_sha256, tier),
+        write_atomic(tier_path(images_dir, image_sha256, tier),
                       lambda out: scaled.save(out, "WEBP", quality=quality, method=4))
 
 
-def _write_atomic(target: Path, write) -> None:
+def write_atomic(target: Path, write) -> None:
     """Write through a temp file in the same folder and rename: never a half-written file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(f".{uuid.uuid4().hex}.tmp")

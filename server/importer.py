@@ -179,11 +179,13 @@ def _apply(db: Database, batch: _Batch, item: PendingItem) -> _Outcome:
 def _create_model(db: Database, item: PendingItem, sha256: str, size: int, now_ms: int) -> None:
     # Plain statements rather than library.add_model: sqlite-utils' insert reads the table's
     # schema on every call, which made a 1 000-item import take twice as long.
-    schemas.check(schemas.META, item.meta, "meta")
-    db.execute("""INSERT INTO models(sha256, name, type, size_bytes, created_at, updated_at, meta)
-                  VALUES (?, ?, ?, ?, ?, ?, ?)""",
-               [sha256, item.name, item.type, size, item.created_at, now_ms,
-                json.dumps(item.meta, ensure_ascii=False)])
+    meta = dict(item.meta)
+    base_model = meta.pop("base_model", "")  # metadata found beside the file (pending_metadata)
+    schemas.check(schemas.META, meta, "meta")
+    db.execute("""INSERT INTO models(sha256, name, type, base_model, size_bytes, created_at,
+                                     updated_at, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+               [sha256, item.name, item.type, base_model if isinstance(base_model, str) else "",
+                size, item.created_at, now_ms, json.dumps(meta, ensure_ascii=False)])
 
 
 def record_file(db: Database, path: str, kind: str, sha256: str, file_stat: os.stat_result,
@@ -247,17 +249,21 @@ def existing_path(db: Database, sha256: str, own_path: str) -> str | None:
 
 
 def _update_model(db: Database, item: PendingItem, sha256: str, strategy: str, now_ms: int) -> None:
-    name, type_, meta = db.execute("SELECT name, type, meta FROM models WHERE sha256 = ?",
-                                   [sha256]).fetchone()
+    name, type_, base, meta = db.execute(
+        "SELECT name, type, base_model, meta FROM models WHERE sha256 = ?", [sha256]).fetchone()
+    incoming = dict(item.meta)
+    item_base = incoming.pop("base_model", "")
+    item_base = item_base if isinstance(item_base, str) else ""
     if strategy == "override":
-        name, type_ = item.name or name, item.type or type_
-        merged = overlay(json.loads(meta), item.meta, keep=KEPT_ON_OVERRIDE)
+        name, type_, base = item.name or name, item.type or type_, item_base or base
+        merged = overlay(json.loads(meta), incoming, keep=KEPT_ON_OVERRIDE)
     else:
-        name, type_ = name or item.name, type_ or item.type
-        merged = fill_blanks(json.loads(meta), item.meta)
+        name, type_, base = name or item.name, type_ or item.type, base or item_base
+        merged = fill_blanks(json.loads(meta), incoming)
     schemas.check(schemas.META, merged, "meta")
-    db.execute("UPDATE models SET name = ?, type = ?, meta = ?, updated_at = ? WHERE sha256 = ?",
-               [name, type_, json.dumps(merged, ensure_ascii=False), now_ms, sha256])
+    db.execute("UPDATE models SET name = ?, type = ?, base_model = ?, meta = ?, updated_at = ? "
+               "WHERE sha256 = ?",
+               [name, type_, base, json.dumps(merged, ensure_ascii=False), now_ms, sha256])
 
 
 def overlay(current: dict, incoming: dict, keep: Sequence[str] = ()) -> dict:

@@ -17,14 +17,13 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from . import image_files, tags
+from . import image_files, metadata, tags
 from .errors import Conflict, Invalid, NotFound, UnsupportedMedia
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("scan", "legacy")
 # Pictures sitting beside a model file, in the order a preview is looked for.
-SIBLING_SUFFIXES = (".preview.png", ".png", ".jpg", ".jpeg", ".webp")
 # Extensions tried when a stored preview is asked for by its name without (or with another)
 # extension, as the v1 UI does with `/api/images/pending/<name>.webp`.
 STORED_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
@@ -227,11 +226,7 @@ def find_stored(pending_dir: Path, name: str) -> Path:
 
 def sibling_preview(model_path: str) -> Path | None:
     """The first picture beside a model file (`<stem>.preview.png`, `<stem>.png`, ...)."""
-    base, _ = os.path.splitext(model_path)
-    for suffix in SIBLING_SUFFIXES:
-        if os.path.isfile(base + suffix):
-            return Path(base + suffix)
-    return None
+    return metadata.find_preview(Path(model_path))
 
 
 def preview_path(pending_dir: Path, item: PreviewSource) -> Path:

@@ -3,6 +3,7 @@ pending, files moved outside the tool recognised; `Scanner` runs scans and hash 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -14,10 +15,11 @@ from typing import Awaitable, Callable, Mapping, NamedTuple
 
 from sqlite_utils import Database
 
-from . import hashing
+from . import hashing, importer
 from .config import Config
 from .errors import ApiError, Conflict
 from .jobs import CANCELLED, DONE, QUEUED, Job, Jobs, now_ms
+from .pending_metadata import describe_pending
 from .store import Store
 from .walker import Found, Walk, walk
 
@@ -347,6 +349,8 @@ class Scanner:
 
     async def _hash_work(self, job: Job) -> dict:
         result = await hashing.hash_files(job, self.store, self.threads, self.config.hash_workers)
+        result["described"] = await describe_pending(self.store, self.threads,
+                                                     self.config.pending_dir)
         if self.config.auto_import:
             result["auto_import"] = await self._auto_import(job)
         return result
@@ -354,14 +358,13 @@ class Scanner:
     async def _auto_import(self, job: Job) -> dict:
         """Import hashed pending files whose content is not in the library yet (one item per
         content: a second copy waits in the queue as the duplicate it is)."""
-        from . import importer  # written beside this module; imported only when wanted
-
         report: dict = {}
         ids = await self.store.run(importable_ids)
         for start in range(0, len(ids), IMPORT_BATCH):
             job.check_cancelled()
-            part = await self.store.run(importer.import_pending, self.config.images_dir,
-                                        ids[start:start + IMPORT_BATCH], None, now_ms())
+            part = await self.store.run(functools.partial(
+                importer.import_pending, pending_dir=self.config.pending_dir),
+                self.config.images_dir, ids[start:start + IMPORT_BATCH], None, now_ms())
             for key, value in part.items():
                 report[key] = report[key] + value if key in report else value
         return report

@@ -170,7 +170,7 @@ def test_failed_writer_leaves_neither_temp_nor_target(images_dir):
         raise ValueError("encoder gave up")
 
     with pytest.raises(ValueError):
-        image_files._write_atomic(target, half_then_fail)
+        image_files.write_atomic(target, half_then_fail)
 
     assert all_files(images_dir) == []
 

@@ -170,7 +170,7 @@ async def test_a_file_moved_to_another_disk_is_relinked_by_fingerprint_and_verif
     assert (report["moved"], report["added"], report["missing"]) == (1, 0, 0)
     # taken over without reading, then confirmed by the hash job
     assert lab.job(report["hash_job"])["result"] == {"hashed": 0, "verified": 1, "changed": 0,
-                                                     "failed": 0}
+                                                     "failed": 0, "described": 0}
     assert (await lab.files())[str(moved)][:3] == (clear.sha256, "present", 0)
     assert (await lab.store.run(library.get_model, clear.sha256))["path"] == str(moved)
 
