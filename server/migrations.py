@@ -167,3 +167,33 @@ def files_verify(db: Database) -> None:
         CREATE INDEX files_verify ON files(state) WHERE verify = 1;
         """
     )
+
+
+@migrations(name="0004_disk_generation")
+def disk_generation(db: Database) -> None:
+    # A number that moves whenever something a scan compares changes: a files row, which paths
+    # are pending, which contents are in the library. A rescan that walks the same files as the
+    # last one while it stood still can skip reading the files table (edits of names, tags or
+    # notes do not move it).
+    db.executescript(
+        """
+        CREATE TABLE disk_generation (
+            id     INTEGER PRIMARY KEY CHECK (id = 1),
+            value  INTEGER NOT NULL
+        );
+        INSERT INTO disk_generation VALUES (1, 0);
+        """
+    )
+    for name, event in [
+        ("files_generation_insert", "AFTER INSERT ON files"),
+        ("files_generation_delete", "AFTER DELETE ON files"),
+        ("files_generation_update",
+         "AFTER UPDATE OF path, size_bytes, mtime_ns, state, sha256 ON files"),
+        ("pending_generation_insert", "AFTER INSERT ON pending_import"),
+        ("pending_generation_delete", "AFTER DELETE ON pending_import"),
+        ("pending_generation_update", "AFTER UPDATE OF path ON pending_import"),
+        ("models_generation_insert", "AFTER INSERT ON models"),
+        ("models_generation_delete", "AFTER DELETE ON models"),
+    ]:
+        db.execute(f"CREATE TRIGGER {name} {event} BEGIN "
+                   "UPDATE disk_generation SET value = value + 1 WHERE id = 1; END")

@@ -158,23 +158,24 @@ _QUEUE = """
 
 @dataclass
 class Written:
-    """What a scan really wrote: paths per op, the new pending ids, and the rows changed."""
+    """What a scan really wrote: paths per op, the new pending ids, and how far its writes moved
+    the disk generation."""
 
     paths: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     pending_ids: list[int] = field(default_factory=list)
-    rows: int = 0
+    generations: int = 0
 
     def add(self, other: Written) -> None:
         for op, paths in other.paths.items():
             self.paths[op] += paths
         self.pending_ids += other.pending_ids
-        self.rows += other.rows
+        self.generations += other.generations
 
 
 def apply(db: Database, changes: list[Change]) -> Written:
     """Write a batch of changes in one transaction; each condition is checked again here (the
     library may have changed since the walk)."""
-    written, before, seen = Written(), db.conn.total_changes, now_ms()
+    written, before, seen = Written(), disk_generation(db), now_ms()
     with db.atomic():
         for change in changes:
             op = _write(db, change, seen)
@@ -184,13 +185,13 @@ def apply(db: Database, changes: list[Change]) -> Written:
                 cursor = db.execute(_QUEUE, [os.path.basename(change.path), change.path])
                 if cursor.rowcount:
                     written.pending_ids.append(cursor.lastrowid)
-    written.rows = db.conn.total_changes - before
+    written.generations = disk_generation(db) - before
     return written
 
 
-def db_version(db: Database) -> tuple[int, int]:
-    """Changes made through our connection, and a number that moves when another one writes."""
-    return db.conn.total_changes, db.execute("PRAGMA data_version").fetchone()[0]
+def disk_generation(db: Database) -> int:
+    """A number that moves with every change a scan compares (migration 0004's triggers)."""
+    return db.execute("SELECT value FROM disk_generation").fetchone()[0]
 
 
 def _write(db: Database, change: Change, seen: int) -> str | None:
@@ -303,7 +304,7 @@ class Scanner:
 
     async def _work(self, job: Job) -> dict:
         loop = asyncio.get_running_loop()
-        before = await self.store.run(db_version)
+        before = await self.store.run(disk_generation)
         found = await loop.run_in_executor(None, walk, self.config.kinds, job)
         job.set_totals(len(found.files), 0)
         if (before, found.digest) == self._unchanged:
@@ -318,10 +319,11 @@ class Scanner:
         written, writes = Written(), await loop.run_in_executor(None, plan.writes)
         for start in range(0, len(writes), APPLY_BATCH):
             written.add(await self.store.run(apply, writes[start:start + APPLY_BATCH]))
-        after = await self.store.run(db_version)
-        # The next scan may skip the comparison if it walks the same files and nobody but
-        # this scan wrote meanwhile; not while a file waits to settle (time alone changes that).
-        quiet = after == (before[0] + written.rows, before[1]) and not plan.deferred
+        after = await self.store.run(disk_generation)
+        # The next scan may skip the comparison if it walks the same files and nothing it
+        # compares changed but by this scan; not while a file waits to settle (time alone
+        # changes that).
+        quiet = after == before + written.generations and not plan.deferred
         self._unchanged = (after, found.digest) if quiet else None
         hash_job = self.request_hash() if await self.store.run(hashing.has_work) else None
         return _report(found, plan, written, hash_job)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from server import library
+from server import scanner as scanner_module
 from server.app_keys import CONFIG, JOBS, SCANNER, STORE
 from server.config import Kind
 from tests.factories import add_tree_to_library, build_tree, write_safetensors
@@ -380,6 +381,23 @@ async def test_a_rescan_sees_what_changed_in_the_library_since_the_last_scan(mak
     await lab.store.run(library.delete_model, lab.app[CONFIG].images_dir, vae.sha256)
     report = await lab.scan()  # the file is no model any more: it is new content again
     assert report["pending_ids"] and str(vae.path) in await lab.pending()
+
+
+async def test_editing_the_library_does_not_cost_a_quiet_rescan_its_shortcut(make_lab, tree,
+                                                                              monkeypatch):
+    lab = await make_lab(tree.root)
+    await lab.store.run(add_tree_to_library, tree)
+    await lab.scan()
+    await lab.scan()  # the hash job's writes after the first scan moved the generation
+    compared = []
+    real = scanner_module.known_files
+    monkeypatch.setattr(scanner_module, "known_files", lambda db: compared.append(1) or real(db))
+    ink = tree.by_name("ink.safetensors")
+    await lab.store.run(library.patch_model, ink.sha256, {"name": "Ink", "tags": ["style"]})
+    assert (await lab.scan())["added"] == 0
+    assert compared == []  # names and tags are nothing a scan compares
+    await lab.store.run(library.delete_model, lab.app[CONFIG].images_dir, ink.sha256)
+    assert (await lab.scan())["added"] == 2 and compared == [1]  # ink and its copy
 
 
 async def test_hidden_entries_and_things_that_are_not_files_are_left_alone(make_lab, tree):
