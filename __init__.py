@@ -1,13 +1,22 @@
-"""ComfyUI entry point of Hikaze Model Manager.
+"""ComfyUI entry point of Hikaze Model Manager: the loader nodes (V1 API), the web folder, and,
+when ComfyUI is the running program, the discovery and proxy routes and the manager process.
 
-ComfyUI imports this package and reads the mappings below. The loader nodes and the sidecar
-supervisor arrive with the ComfyUI-integration work; until then the extension registers no
-nodes, and importing it never needs ComfyUI.
+Importing this package needs no ComfyUI and starts nothing outside it; inside ComfyUI it adds
+the routes and starts the supervisor thread, then returns at once (docs/comfyui.md).
 """
+from pathlib import Path
 
-NODE_CLASS_MAPPINGS: dict = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict = {}
+from .nodes.host import Host
+from .nodes.loaders import DISPLAY_NAMES, node_classes
+
+_HOST = Host()
+NODE_CLASS_MAPPINGS = node_classes(_HOST)
+NODE_DISPLAY_NAME_MAPPINGS = dict(DISPLAY_NAMES)
 # Only web/comfyui is handed to ComfyUI: it executes every .js file under this folder.
 WEB_DIRECTORY = "./web/comfyui"
+
+if Host.inside_comfyui():
+    from .nodes import sidecar as _sidecar  # noqa: E402  (only inside ComfyUI)
+    SIDECAR = _sidecar.start_in_comfyui(_HOST, Path(__file__).resolve().parent)
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

@@ -1,0 +1,1 @@
+"""The ComfyUI side of Hikaze Model Manager: host adapter, nodes, sidecar supervisor."""

@@ -4,10 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import logging
+import os
+import signal
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -32,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
         target.add_argument("--models-dir", help="a ComfyUI-style models folder: one sub-folder per kind")
         target.add_argument("--comfyui", help="a ComfyUI folder: its models/ and extra_model_paths.yaml")
         target.add_argument("--demo", action="store_true", help="add a small generated sample library")
+        _add_host_flags(target)
     migrate = commands.add_parser("migrate-legacy", help="bring a Hikaze v1 database into the library")
     migrate.add_argument("--db", required=True, help="the v1 database file (opened read-only)")
     migrate.add_argument("--images-dir", help="the v1 preview images (default: images/ beside it)")
@@ -49,24 +56,91 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_module.load(data_dir=args.data_dir, config_file=args.config, host=args.host,
                                     port=args.port, models_dir=args.models_dir,
-                                    comfyui_dir=args.comfyui)
+                                    comfyui_dir=args.comfyui, snapshot=args.snapshot)
         if args.demo:
             config = demo.prepare(config)
     except config_module.ConfigError as exc:
         log.error("Cannot start: %s", exc)
         return 2
     logging.getLogger().setLevel(config.log_level)
-    _announce(config)
     try:
-        web.run_app(create_app(config), host=config.host, port=config.port, print=None,
-                    access_log=None)
+        sock = bind(config.host, config.port, args.port_tries)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             log.error("Cannot start: port %d on %s is in use; pick another with --port",
                       config.port, config.host)
             return 3
         raise
+    config = dataclasses.replace(config, port=sock.getsockname()[1])
+    _announce(config)
+    if args.parent_pid:
+        exit_with_parent(args.parent_pid)
+    if args.port_file:
+        report_port(Path(args.port_file), config.port)
+    web.run_app(create_app(config), sock=sock, print=None, access_log=None)
     return 0
+
+
+def _add_host_flags(target: argparse.ArgumentParser) -> None:
+    """Flags ComfyUI's side passes when it runs the manager (nodes/sidecar.py)."""
+    target.add_argument("--snapshot", help="ComfyUI's host snapshot (folders, address, user dir)")
+    target.add_argument("--parent-pid", type=int, help="exit when this process is gone")
+    target.add_argument("--port-file", help="write {\"port\", \"pid\"} here once the port is bound")
+    target.add_argument("--port-tries", type=int, default=1,
+                        help="try this many ports from --port up when one is taken (default 1)")
+
+
+def bind(host: str, port: int, tries: int) -> socket.socket:
+    """Bind the listening socket here, trying the next port while one is taken, so the port
+    reported is one we hold (no probe-then-bind race)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for candidate in range(port, port + max(1, tries)):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        if os.name != "nt":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, candidate))
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EADDRINUSE or candidate == port + max(1, tries) - 1:
+                raise
+            log.info("Port %d is taken; trying %d", candidate, candidate + 1)
+            continue
+        sock.listen(128)
+        return sock
+    raise AssertionError("unreachable")
+
+
+def report_port(path: Path, port: int) -> None:
+    """Tell the process that started us which port we hold (written whole, then renamed)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps({"port": port, "pid": os.getpid()}), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def exit_with_parent(parent_pid: int, interval: float = 0.5) -> None:
+    """Stop (as on SIGTERM) once the parent is gone, so a crashed ComfyUI leaves no orphan."""
+    direct = os.getppid() == parent_pid  # then a changed getppid() means it died (reparented)
+
+    def watch() -> None:
+        while _alive(parent_pid) and (not direct or os.getppid() == parent_pid):
+            time.sleep(interval)
+        log.info("ComfyUI (pid %d) is gone; stopping", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="hikaze-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # signal 0 would terminate the process there; rely on getppid()
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def migrate_legacy(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ naming the key, so a bad config stops the start instead of half-working.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,8 +80,11 @@ def default_data_dir() -> Path:
 
 def load(*, data_dir: str | Path | None = None, config_file: str | Path | None = None,
          host: str | None = None, port: int | None = None, models_dir: str | None = None,
-         comfyui_dir: str | None = None, demo: bool = False) -> Config:
-    """Build the Config: defaults < config file < flags. Raises ConfigError."""
+         comfyui_dir: str | None = None, demo: bool = False,
+         snapshot: str | Path | None = None) -> Config:
+    """Build the Config: defaults < ComfyUI's snapshot < config file < flags. Raises ConfigError."""
+    host_view = read_snapshot(Path(snapshot)) if snapshot else {}
+    data_dir = data_dir or host_view.get("data_dir")
     data = Path(data_dir).expanduser().resolve() if data_dir else default_data_dir().resolve()
     file = Path(config_file).expanduser().resolve() if config_file else data / "config.yaml"
     if config_file and not file.is_file():
@@ -89,6 +93,7 @@ def load(*, data_dir: str | Path | None = None, config_file: str | Path | None =
     base = file.parent
 
     kinds: dict[str, list[Path]] = {}
+    extensions = _snapshot_kinds(host_view, kinds)
     for kind, paths in values.get("roots", {}).items():
         _add_roots(kinds, kind, [_absolute(p, base) for p in paths])
     for source in (values.get("models_dir") and _absolute(values["models_dir"], base), models_dir):
@@ -98,15 +103,17 @@ def load(*, data_dir: str | Path | None = None, config_file: str | Path | None =
         if source:
             _add_comfyui(kinds, Path(source).expanduser().resolve())
 
-    extensions = values.get("extensions", {})
+    extensions.update(values.get("extensions", {}))
+    comfyui = host_view.get("comfyui", {})
     return Config(
         data_dir=data,
-        host=host or values.get("host", "127.0.0.1"),
-        port=port if port is not None else values.get("port", DEFAULT_PORT),
+        host=host or values.get("host", comfyui.get("listen", "127.0.0.1")),
+        port=port if port is not None else values.get("port", comfyui.get("port", DEFAULT_PORT - 1) + 1),
         kinds={name: Kind(name, tuple(dict.fromkeys(roots)),
                           frozenset(e.lower() for e in extensions.get(name, MODEL_EXTENSIONS)))
                for name, roots in sorted(kinds.items())},
-        cors_origins=tuple(dict.fromkeys([*DEFAULT_CORS_ORIGINS, *values.get("cors_origins", [])])),
+        cors_origins=tuple(dict.fromkeys([*DEFAULT_CORS_ORIGINS, *comfyui.get("origins", []),
+                                          *values.get("cors_origins", [])])),
         allowed_hosts=tuple(values.get("allowed_hosts", [])),
         max_upload_bytes=int(values.get("max_upload_mb", 50) * 1024 * 1024),
         log_level=values.get("log_level", "INFO"),
@@ -133,6 +140,29 @@ def read_file(path: Path) -> dict[str, Any]:
         key, message = problems[0]
         raise ConfigError(f"{path}: key '{key or '(top level)'}': {message}")
     return values
+
+
+def read_snapshot(path: Path) -> dict[str, Any]:
+    """The host snapshot ComfyUI's side writes (nodes/sidecar.py): its model folders, listen
+    address, port, origins and our data dir inside its user dir."""
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"--snapshot: cannot read {path} ({exc})") from exc
+    if not isinstance(values, dict) or not isinstance(values.get("kinds", {}), dict):
+        raise ConfigError(f"--snapshot: {path} is not a ComfyUI host snapshot")
+    return values
+
+
+def _snapshot_kinds(snapshot: dict[str, Any], kinds: dict[str, list[Path]]) -> dict[str, list[str]]:
+    """Add ComfyUI's folders per kind; return ComfyUI's extensions per kind."""
+    extensions: dict[str, list[str]] = {}
+    for name, kind in snapshot.get("kinds", {}).items():
+        _add_roots(kinds, name, [Path(p).expanduser().resolve() for p in kind.get("folders", [])])
+        exts = [e for e in kind.get("extensions", []) if e]
+        if exts and FOLDER_ALIASES.get(name, name) not in NON_MODEL_KINDS:
+            extensions.setdefault(FOLDER_ALIASES.get(name, name), []).extend(exts)
+    return extensions
 
 
 def _absolute(value: str, base: Path) -> Path:

@@ -15,8 +15,10 @@ def test_root_package_imports_without_comfyui():
             f" submodule_search_locations=[{str(ROOT)!r}])\n"
             "module = importlib.util.module_from_spec(spec); sys.modules['hikaze_ext'] = module\n"
             "spec.loader.exec_module(module)\n"
-            "assert module.NODE_CLASS_MAPPINGS == {} and module.WEB_DIRECTORY == './web/comfyui'\n"
-            "assert 'folder_paths' not in sys.modules and 'comfy' not in sys.modules\n")
+            "assert 'HikazeCheckpointLoader' in module.NODE_CLASS_MAPPINGS\n"
+            "assert module.WEB_DIRECTORY == './web/comfyui'\n"
+            "assert 'folder_paths' not in sys.modules and 'comfy' not in sys.modules\n"
+            "assert 'server' not in sys.modules and 'aiohttp' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd="/")
 
 
@@ -41,7 +43,13 @@ def test_install_script_uses_this_interpreter_and_requirements():
 
 
 def test_web_directory_holds_only_comfyui_entry_modules():
-    spec = importlib.util.spec_from_file_location("ext_init", ROOT / "__init__.py")
+    spec = importlib.util.spec_from_file_location("ext_init", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules["ext_init"] = module  # relative imports need the package registered
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        for name in [n for n in sys.modules if n == "ext_init" or n.startswith("ext_init.")]:
+            del sys.modules[name]
     assert (ROOT / module.WEB_DIRECTORY).resolve() == (ROOT / "web" / "comfyui").resolve()
