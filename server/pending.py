@@ -144,17 +144,7 @@ def get_pending(db: Database, pending_id: int) -> dict:
 
 
 def tags_of(db: Database, pending_ids: list[int]) -> dict[int, list[dict]]:
-    """The tags of many pending items in one query."""
-    result: dict[int, list[dict]] = {i: [] for i in pending_ids}
-    if not pending_ids:
-        return result
-    rows = db.execute(
-        f"""SELECT pt.pending_id, t.id, t.name FROM pending_tags pt JOIN tags t ON t.id = pt.tag_id
-            WHERE pt.pending_id IN ({','.join('?' * len(pending_ids))})
-            ORDER BY t.name COLLATE NOCASE""", pending_ids)
-    for pending_id, id_, name in rows:
-        result[pending_id].append({"id": id_, "name": name})
-    return result
+    return tags.tags_of(db, pending_ids, owner="pending")
 
 
 def image_url(pending_id: int, image: str) -> str | None:

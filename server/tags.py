@@ -97,17 +97,22 @@ def resolve_refs(db: Database, refs: list) -> list[int]:
     return list(dict.fromkeys([*wanted, *created]))
 
 
-def tags_of(db: Database, sha256s: list[str]) -> dict[str, list[dict]]:
-    """The tags of many models in one query."""
-    result: dict[str, list[dict]] = {sha: [] for sha in sha256s}
-    if not sha256s:
+# Whose tags: the link table and its key column.
+_LINKS = {"models": ("model_tags", "sha256"), "pending": ("pending_tags", "pending_id")}
+
+
+def tags_of(db: Database, keys: list, owner: str = "models") -> dict:
+    """The tags of many models (by sha256) or pending items (by id) in one query."""
+    table, column = _LINKS[owner]
+    result: dict = {key: [] for key in keys}
+    if not keys:
         return result
     rows = db.execute(
-        f"""SELECT mt.sha256, t.id, t.name FROM model_tags mt JOIN tags t ON t.id = mt.tag_id
-            WHERE mt.sha256 IN ({','.join('?' * len(sha256s))})
-            ORDER BY t.name COLLATE NOCASE""", sha256s)
-    for sha, id_, name in rows:
-        result[sha].append({"id": id_, "name": name})
+        f"""SELECT l.{column}, t.id, t.name FROM {table} l JOIN tags t ON t.id = l.tag_id
+            WHERE l.{column} IN ({','.join('?' * len(keys))})
+            ORDER BY t.name COLLATE NOCASE""", keys)
+    for key, id_, name in rows:
+        result[key].append({"id": id_, "name": name})
     return result
 
 

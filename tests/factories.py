@@ -84,3 +84,16 @@ def add_tree_to_library(database, tree: ModelTree) -> list[str]:
             created_at=library.now_ms(), paths=(str(item.path),)))
         added.append(item.sha256)
     return added
+
+
+async def expect_error(response, status: int, code: str | None = None) -> dict:
+    """Assert the response is the error envelope with this status (and code); return the body."""
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert set(body) == {"error", "code", "details"}
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["details"], dict)
+    if code is not None:
+        assert body["code"] == code, body
+    return body

@@ -9,18 +9,10 @@ import pytest
 from server import library
 from server.app_keys import CONFIG, EVENTS, STORE
 
+from tests.factories import expect_error
 from tests.test_legacy import V1_SCHEMA, build_v1
 
 URL = "/api/migration/migrate_legacy_db"
-
-
-async def expect_error(response, status: int, code: str) -> dict:
-    assert response.status == status, await response.text()
-    assert response.content_type == "application/json"
-    body = await response.json()
-    assert set(body) == {"error", "code", "details"} and body["error"]
-    assert body["code"] == code, body
-    return body
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from server import civitai
 from server.app import create_app
 from server.app_keys import STORE
-from tests.factories import add_tree_to_library
+from tests.factories import add_tree_to_library, expect_error
 from tests.fake_civitai import fake_civitai  # noqa: F401  (the fixture)
 
 UNKNOWN = "0" * 64
@@ -31,13 +31,6 @@ async def make_api(aiohttp_client, make_config, make_tree, fake_civitai):  # noq
         return client, tree
 
     return make
-
-
-async def expect_error(response, status: int, code: str) -> dict:
-    assert response.status == status, await response.text()
-    body = await response.json()
-    assert body["code"] == code and body["error"] and isinstance(body["details"], dict)
-    return body
 
 
 async def test_refresh_answers_the_updated_model(make_api, fake_civitai):  # noqa: F811

@@ -8,7 +8,7 @@ import pytest
 from yarl import URL
 
 from server.app_keys import STORE
-from tests.factories import ModelTree
+from tests.factories import ModelTree, expect_error
 
 UNKNOWN_SHA = "0" * 64
 BAD_SHAS = [
@@ -52,19 +52,6 @@ class Api:
 async def api(make_client, make_tree) -> Api:
     tree = make_tree()
     return Api(await make_client(tree), tree)
-
-
-async def expect_error(response, status: int, code: str | None = None) -> dict:
-    """Assert the response is the error envelope with this status (and code); return the body."""
-    assert response.status == status, await response.text()
-    assert response.content_type == "application/json"
-    body = await response.json()
-    assert set(body) == {"error", "code", "details"}
-    assert isinstance(body["error"], str) and body["error"]
-    assert isinstance(body["details"], dict)
-    if code is not None:
-        assert body["code"] == code
-    return body
 
 
 def model_row(db, sha256: str) -> dict:
