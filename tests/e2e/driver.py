@@ -168,6 +168,28 @@ class Tier:
         step(f"our nodes in /object_info: {', '.join(ours)}")
         return api
 
+    def check_host_contract(self) -> None:
+        """The facts the fake host (tests/comfy_fake) pins, checked on the real one."""
+        for path in ("/hikaze/sniffer_port", "/api/hikaze/sniffer_port"):  # the /api twin
+            status, body = http(self.base + path)
+            assert status == 200 and body["state"] == "running", (path, status, body)
+        request = urllib.request.Request(self.base + "/api/hikaze/proxy/api/tags_add",
+                                         data=b'{"newtags": ["x"]}', method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  "Origin": "http://evil.example"})
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError("ComfyUI let a foreign Origin through")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 403, exc.code
+        status, health = http(self.base + "/api/hikaze/proxy/api/health")
+        assert status == 200 and health["status"] == "ok", (status, health)
+        times = [line for line in self.log.read_text(errors="replace").splitlines()
+                 if "seconds" in line and line.rstrip().endswith("hikaze-model-manager")]
+        assert times and float(times[0].split("seconds")[0]) < 0.05, times
+        step(f"host contract: /api twin, foreign Origin refused (403), proxy answers; "
+             f"import time logged as{times[0].split(':')[0]}")
+
     def check_import(self, api: str) -> dict[str, str]:
         found = self.scan_and_wait(api, [self.checkpoint, self.lora])
         status, report = http(api + "/api/migration/import_models",
@@ -245,6 +267,7 @@ def main() -> int:
         tier.start()
         step(f"ComfyUI up on {tier.base}")
         api = tier.check_startup()
+        tier.check_host_contract()
         shas = tier.check_import(api)
         tier.check_workflow(shas["tiny-sd15.safetensors"], shas["tiny-sd15-lora.safetensors"], seed=1)
         tier.check_moved(api, shas)
