@@ -187,8 +187,12 @@ class Tier:
         times = [line for line in self.log.read_text(errors="replace").splitlines()
                  if "seconds" in line and line.rstrip().endswith("hikaze-model-manager")]
         assert times and float(times[0].split("seconds")[0]) < 0.05, times
-        step(f"host contract: /api twin, foreign Origin refused (403), proxy answers; "
-             f"import time logged as{times[0].split(':')[0]}")
+        failed = [line for line in self.log.read_text(errors="replace").splitlines()
+                  if "IMPORT FAILED" in line and "hikaze_e2e_helper" in line]
+        nodes = http(self.base + "/object_info/HikazeE2EZeroConditioning")[1]
+        assert not failed and "HikazeE2EZeroConditioning" in nodes, (failed, nodes)
+        step(f"host contract: /api twin, foreign Origin refused (403), proxy answers, V1 before "
+             f"V3; import time logged as{times[0].split(':')[0]}")
 
     def check_import(self, api: str) -> dict[str, str]:
         found = self.scan_and_wait(api, [self.checkpoint, self.lora])
