@@ -6,9 +6,10 @@ then serves them under `/api` too, and its router is frozen once the server star
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import ClientError, ClientSession, ClientTimeout, WSMsgType, web
 
 from .sidecar import Sidecar
 
@@ -39,6 +40,8 @@ async def forward(request: web.Request, sidecar: Sidecar) -> web.StreamResponse:
                                  status=503)
     host = f"[{sidecar.connect_host}]" if ":" in sidecar.connect_host else sidecar.connect_host
     url = f"http://{host}:{status.port}/{request.match_info['tail']}"
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return await _forward_socket(request, url)
     body = request.content.iter_chunked(CHUNK_BYTES) if request.body_exists else None
     timeout = ClientTimeout(total=None, sock_connect=10)
     try:
@@ -51,6 +54,45 @@ async def forward(request: web.Request, sidecar: Sidecar) -> web.StreamResponse:
         return web.json_response({"error": f"The Hikaze manager did not answer: {exc}",
                                   "code": "SIDECAR_UNAVAILABLE", "details": status.as_json()},
                                  status=502)
+
+
+async def _forward_socket(request: web.Request, url: str) -> web.StreamResponse:
+    """Join the browser's WebSocket to one on the manager (the events socket, /api/ws) and pass
+    messages both ways until either side closes."""
+    session = ClientSession()
+    try:
+        upstream = await session.ws_connect(url, params=request.query, heartbeat=30,
+                                            headers=_socket_headers(request))
+    except ClientError as exc:
+        await session.close()
+        return web.json_response({"error": f"The Hikaze manager did not answer: {exc}",
+                                  "code": "SIDECAR_UNAVAILABLE", "details": {}}, status=502)
+    client = web.WebSocketResponse(heartbeat=30)
+    await client.prepare(request)
+    try:
+        await asyncio.gather(_pump(client, upstream), _pump(upstream, client))
+    finally:
+        await upstream.close()
+        await client.close()
+        await session.close()
+    return client
+
+
+async def _pump(source: Any, target: Any) -> None:
+    async for message in source:
+        if message.type == WSMsgType.TEXT:
+            await target.send_str(message.data)
+        elif message.type == WSMsgType.BINARY:
+            await target.send_bytes(message.data)
+        else:
+            break
+    await target.close()
+
+
+def _socket_headers(request: web.Request) -> dict[str, str]:
+    # aiohttp's client makes its own handshake headers; pass on only who is asking.
+    return {k: v for k, v in _request_headers(request).items()
+            if not k.lower().startswith("sec-websocket")}
 
 
 def _request_headers(request: web.Request) -> dict[str, str]:

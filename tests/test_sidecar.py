@@ -154,6 +154,9 @@ async def test_extension_registers_nodes_routes_and_runs_the_manager(fake, load_
         proxied = await client.get("/api/hikaze/proxy/api/health")
         assert proxied.status == 200 and (await proxied.json())["data_dir"].endswith("user/hikaze")
         assert (await client.post("/api/hikaze/proxy/api/scan")).status == 200
+        async with client.ws_connect("/api/hikaze/proxy/api/ws") as socket:  # the events socket
+            await socket.send_json({"type": "subscribe", "channel": "scan"})
+            assert await socket.receive_json(timeout=10) == {"type": "subscribed", "channel": "scan"}
 
         pid = sidecar.status.pid
         os.kill(pid, signal.SIGKILL)
