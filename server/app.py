@@ -50,7 +50,7 @@ def create_app(config: Config) -> web.Application:
     # compete with the event loop and the store thread for every core.
     hash_threads = ThreadPoolExecutor(max_workers=config.hash_workers,
                                       thread_name_prefix="hikaze-hash", initializer=lower_priority)
-    app[SCANNER] = Scanner(config, store, app[JOBS], hash_threads)
+    app[SCANNER] = Scanner(config, store, app[JOBS], hash_threads, app[EVENTS])
     app.cleanup_ctx.append(_resources)
     app.cleanup_ctx.append(_scanning)
     routes.setup(app)

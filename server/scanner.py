@@ -3,7 +3,6 @@ pending, files moved outside the tool recognised; `Scanner` runs scans and hash 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import os
@@ -15,7 +14,9 @@ from typing import Awaitable, Callable, Mapping, NamedTuple
 
 from sqlite_utils import Database
 
-from . import hashing, importer
+from . import hashing
+from .events import Events
+from .import_job import Importer
 from .config import Config
 from .errors import ApiError, Conflict
 from .jobs import CANCELLED, DONE, QUEUED, Job, Jobs, now_ms
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 # A file modified more recently than this may still be written: a later scan picks it up.
 SETTLE_SECONDS = 5.0
 APPLY_BATCH = 500  # changes per store call, so the store thread stays responsive
-IMPORT_BATCH = 20  # auto-imported items per store call
+IMPORT_BATCH = 200  # auto-imported items per import run (cancellation is checked between)
 
 
 # ---------------------------------------------------------------- what changed
@@ -259,8 +260,9 @@ class Scanner:
     at start it resumes unfinished hashing, and scans on a schedule when one is configured."""
 
     def __init__(self, config: Config, store: Store, jobs: Jobs, threads: Executor,
-                 settle_s: float = SETTLE_SECONDS) -> None:
+                 events: Events, settle_s: float = SETTLE_SECONDS) -> None:
         self.config, self.store, self.jobs, self.threads = config, store, jobs, threads
+        self.events = events
         self.settle_s = settle_s
         self._scan: asyncio.Task[Job] | None = None
         self._hash: asyncio.Task[None] | None = None
@@ -359,16 +361,20 @@ class Scanner:
 
     async def _auto_import(self, job: Job) -> dict:
         """Import hashed pending files whose content is not in the library yet (one item per
-        content: a second copy waits in the queue as the duplicate it is)."""
+        content: a second copy waits in the queue as the duplicate it is). Like an import the
+        user starts, previews are converted on worker threads (the hash threads, low priority),
+        never on the store thread."""
         report: dict = {}
         ids = await self.store.run(importable_ids)
         for start in range(0, len(ids), IMPORT_BATCH):
             job.check_cancelled()
-            part = await self.store.run(functools.partial(
-                importer.import_pending, pending_dir=self.config.pending_dir),
-                self.config.images_dir, ids[start:start + IMPORT_BATCH], None, now_ms())
+            importer = Importer(self.store, self.events, self.config, self.threads)
+            part = await importer.run(ids[start:start + IMPORT_BATCH], None)
             for key, value in part.items():
-                report[key] = report[key] + value if key in report else value
+                if isinstance(value, list):
+                    report[key] = report.get(key, []) + value
+                elif key == "total":
+                    report[key] = report.get(key, 0) + value
         return report
 
     async def _resume_hashing(self) -> None:

@@ -16,7 +16,7 @@ from server import library
 from server import scanner as scanner_module
 from server.app_keys import CONFIG, JOBS, SCANNER, STORE
 from server.config import Kind
-from tests.factories import add_tree_to_library, build_tree, write_safetensors
+from tests.factories import add_tree_to_library, build_tree, png_bytes, write_safetensors
 
 KINDS = ("checkpoints", "loras", "vae")
 TREE_MODELS = 6  # build_tree's model files: five .safetensors (one a copy) and a .ckpt
@@ -352,6 +352,9 @@ async def test_scans_run_on_a_schedule(make_lab, tree):
 
 
 async def test_auto_import_takes_new_content_and_leaves_duplicates_pending(make_lab, tree):
+    glow = tree.by_name("glow.safetensors")
+    glow.path.with_name("glow.preview.png").write_bytes(png_bytes())
+    age(tree.root)
     lab = await make_lab(tree.root, auto_import=True)
     report = await lab.scan()
     result = lab.job(report["hash_job"])["result"]["auto_import"]
@@ -360,6 +363,8 @@ async def test_auto_import_takes_new_content_and_leaves_duplicates_pending(make_
     assert models == {f.sha256 for f in tree.files}
     left = await lab.pending()
     assert len(left) == 1 and next(iter(left.values()))[1] == tree.by_name("ink.safetensors").sha256
+    imported = await lab.store.run(library.get_model, glow.sha256)
+    assert imported["images_count"] == 1  # its sibling preview, converted off the store thread
 
 
 async def test_a_file_that_settles_without_changing_is_queued_by_the_next_scan(make_lab, tree):
