@@ -126,11 +126,14 @@ def get_model(db: Database, sha256: str) -> dict:
         "ORDER BY state != 'present', path", [sha])]
     gallery = images.list_images(db, sha)
     path = files[0]["path"] if files else ""
+    meta_json = json.loads(meta)
     return {
         "sha256": sha, "autov2": sha[:10], "name": name or _file_name(path), "type": type_,
         "base_model": base, "path": path, "size_bytes": size, "created_at": created,
-        "updated_at": updated, "meta_json": json.loads(meta), "tags": tags.tags_of(db, [sha])[sha],
-        "files": files, "images": gallery, "images_count": len(gallery),
+        "updated_at": updated, "nsfw_level": meta_json.get("nsfw_level") or 0,
+        "meta_json": meta_json, "tags": tags.tags_of(db, [sha])[sha], "files": files,
+        "images": gallery, "images_count": len(gallery),
+        "cover": gallery[0]["url"] if gallery else None,
     }
 
 
