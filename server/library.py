@@ -37,6 +37,7 @@ class ListQuery:
     search: str = ""
     tags: tuple[str, ...] = ()
     exclude_tags: tuple[str, ...] = ()
+    max_nsfw_level: int | None = None
     sort: str = "name"
     offset: int = 0
     limit: int = 200
@@ -106,6 +107,9 @@ def _filters(db: Database, query: ListQuery, known_types: list[str]) -> tuple[li
     for tag_id in include:
         where.append("m.sha256 IN (SELECT t.sha256 FROM model_tags t WHERE t.tag_id = ?)")
         params.append(tag_id)
+    if query.max_nsfw_level is not None:
+        where.append("coalesce(json_extract(m.meta, '$.nsfw_level'), 0) <= ?")  # migration 0005's index
+        params.append(query.max_nsfw_level)
     exclude = [i for i in tags.find_ids(db, list(query.exclude_tags)) if i is not None]
     if exclude:
         where.append(f"""NOT EXISTS (SELECT 1 FROM model_tags t WHERE t.sha256 = m.sha256

@@ -197,3 +197,12 @@ def disk_generation(db: Database) -> None:
     ]:
         db.execute(f"CREATE TRIGGER {name} {event} BEGIN "
                    "UPDATE disk_generation SET value = value + 1 WHERE id = 1; END")
+
+
+@migrations(name="0005_nsfw_index")
+def nsfw_index(db: Database) -> None:
+    # The page hides NSFW models by default (max_nsfw_level=0): an index on the level keeps that
+    # filter from parsing every model's meta on each list and count.
+    level = "coalesce(json_extract(meta, '$.nsfw_level'), 0)"
+    db.execute(f"CREATE INDEX models_nsfw ON models({level})")
+    db.execute(f"CREATE INDEX models_type_nsfw ON models(type, {level})")

@@ -356,3 +356,14 @@ async def test_unsupported_method_is_405_with_the_allowed_ones(api):
 
 async def test_unknown_path_under_models_is_404_envelope(api):
     await expect_error(await api.client.get(f"/api/models/{UNKNOWN_SHA}/extra"), 404, "NOT_FOUND")
+
+
+async def test_max_nsfw_level_leaves_out_models_marked_by_their_level(api):
+    sha = api.sha("glow.safetensors")
+    response = await api.client.patch(f"/api/models/{sha}", json={"meta_json": {"nsfw_level": 4}})
+    assert response.status == 200
+    everything = await api.names()
+    safe = await api.names("?max_nsfw_level=0")
+    assert len(safe) == len(everything) - 1 and "glow.safetensors" not in safe
+    assert "glow.safetensors" in await api.names("?max_nsfw_level=4")
+    await expect_error(await api.client.get("/api/models?max_nsfw_level=x"), 400, "INVALID_INTEGER")

@@ -23,6 +23,8 @@ async def list_models(request: web.Request) -> web.Response:
         search=q.get("search", "").strip()[:200],
         tags=parse.csv(q.get("tags")),
         exclude_tags=parse.csv(q.get("exclude_tags")),
+        max_nsfw_level=(parse.integer(q["max_nsfw_level"], "max_nsfw_level", maximum=32)
+                        if q.get("max_nsfw_level") else None),
         sort=parse.choice(q.get("sort"), "sort", list(library.SORTS), "name"),
         offset=parse.integer(q.get("offset"), "offset", default=0),
         limit=parse.integer(q.get("limit"), "limit", minimum=1, maximum=library.MAX_LIMIT,

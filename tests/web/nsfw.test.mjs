@@ -21,10 +21,11 @@ test("hidden by default, blurred with the toggle, plain otherwise", () => {
 
 test("the server leaves NSFW models out unless the toggle is on", () => {
   const state = initialQuery();
-  assert.deepEqual(listParams(state), { type: undefined, search: undefined, sort: "name", tags: undefined, exclude_tags: ["nsfw"] });
-  assert.deepEqual(listParams({ ...state, showNsfw: true }).exclude_tags, undefined);
+  assert.deepEqual(listParams(state), { type: undefined, search: undefined, sort: "name", tags: undefined, exclude_tags: ["nsfw"], max_nsfw_level: 0 });
+  const shown = listParams({ ...state, showNsfw: true });
+  assert.deepEqual([shown.exclude_tags, shown.max_nsfw_level], [undefined, undefined]);
   const filtered = { ...state, type: "loras", search: "  film ", include: ["style"], exclude: ["NSFW", "photo"] };
-  assert.deepEqual(listParams(filtered), { type: "loras", search: "film", sort: "name", tags: ["style"], exclude_tags: ["NSFW", "photo"] });
+  assert.deepEqual(listParams(filtered), { type: "loras", search: "film", sort: "name", tags: ["style"], exclude_tags: ["NSFW", "photo"], max_nsfw_level: 0 });
 });
 
 test("a tag cycles neutral → include → exclude → neutral", () => {

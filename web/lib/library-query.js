@@ -18,6 +18,8 @@ export function listParams(state) {
     sort: state.sort,
     tags: state.include.length ? state.include : undefined,
     exclude_tags: exclude.length ? exclude : undefined,
+    // models marked only by their level are left out on the server too
+    max_nsfw_level: state.showNsfw ? undefined : 0,
   };
 }
 
