@@ -51,3 +51,16 @@ async def make_client(aiohttp_client, make_config):
         return client
 
     return make
+
+
+@pytest.fixture
+async def client(make_client, make_tree):
+    """A test client whose library holds make_tree()'s models."""
+    return await make_client(make_tree())
+
+
+@pytest.fixture
+async def sha(client) -> str:
+    """The sha256 of a model in `client`'s library."""
+    return await client.app[STORE].run(
+        lambda db: db.execute("SELECT sha256 FROM models ORDER BY sha256").fetchone()[0])

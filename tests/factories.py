@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from server import library, safetensors
+from server.app_keys import STORE
 
 
 @dataclass
@@ -97,3 +98,17 @@ async def expect_error(response, status: int, code: str | None = None) -> dict:
     if code is not None:
         assert body["code"] == code, body
     return body
+
+
+@dataclass
+class LibraryApi:
+    """A test client over a real app whose library holds a ModelTree; route tests extend it."""
+
+    client: object
+    tree: ModelTree
+
+    def sha(self, file_name: str) -> str:
+        return self.tree.by_name(file_name).sha256
+
+    async def db(self, fn, *args):
+        return await self.client.app[STORE].run(fn, *args)

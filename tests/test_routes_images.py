@@ -89,18 +89,6 @@ def open_webp(data: bytes) -> Image.Image:
 
 
 @pytest.fixture
-async def client(make_client, make_tree):
-    return await make_client(make_tree())
-
-
-@pytest.fixture
-async def sha(client) -> str:
-    """A model in the library."""
-    return await client.app[STORE].run(
-        lambda db: db.execute("SELECT sha256 FROM models ORDER BY sha256").fetchone()[0])
-
-
-@pytest.fixture
 async def upload(client):
     async def send(sha: str, image: bytes | None = None, **fields) -> dict:
         response = await client.post("/api/images/upload",

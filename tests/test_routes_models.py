@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
 from yarl import URL
 
-from server.app_keys import STORE
-from tests.factories import ModelTree, expect_error
+from tests.factories import LibraryApi, expect_error
 
 UNKNOWN_SHA = "0" * 64
 BAD_SHAS = [
@@ -23,16 +21,7 @@ BAD_SHAS = [
 ]
 
 
-@dataclass
-class Api:
-    client: object
-    tree: ModelTree
-
-    def sha(self, file_name: str) -> str:
-        return self.tree.by_name(file_name).sha256
-
-    async def db(self, fn, *args):
-        return await self.client.app[STORE].run(fn, *args)
+class Api(LibraryApi):
 
     async def model(self, sha256: str) -> dict:
         response = await self.client.get(f"/api/models/{sha256}")

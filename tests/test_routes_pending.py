@@ -20,11 +20,6 @@ IMPORT = "/api/migration/import_models"
 
 
 @pytest.fixture
-async def client(make_client, make_tree):
-    return await make_client(make_tree())
-
-
-@pytest.fixture
 def tree_root(client) -> Path:
     return Path(next(iter(client.app[CONFIG].kinds.values())).roots[0]).parent
 

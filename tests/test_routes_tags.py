@@ -1,24 +1,13 @@
 """/api/tags over HTTP: list with counts, get-or-create, rename or merge, delete."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import pytest
 
-from server.app_keys import STORE
-from tests.factories import ModelTree, expect_error
+from tests.factories import LibraryApi, expect_error
 
 
-@dataclass
-class Api:
-    client: object
-    tree: ModelTree
-
-    def sha(self, file_name: str) -> str:
-        return self.tree.by_name(file_name).sha256
-
-    async def db(self, fn, *args):
-        return await self.client.app[STORE].run(fn, *args)
+class Api(LibraryApi):
 
     async def add(self, *names) -> list[dict]:
         response = await self.client.post("/api/tags_add", json={"newtags": list(names)})

@@ -34,17 +34,6 @@ def host(client) -> str:
     return f"{client.server.host}:{client.server.port}"
 
 
-@pytest.fixture
-async def client(make_client, make_tree):
-    return await make_client(make_tree())
-
-
-@pytest.fixture
-async def sha(client) -> str:
-    return await client.app[STORE].run(
-        lambda db: db.execute("SELECT sha256 FROM models ORDER BY sha256").fetchone()[0])
-
-
 async def library_state(client) -> tuple:
     """Everything a refused request could have changed."""
     def read(db):
