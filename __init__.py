@@ -12,8 +12,9 @@ from .nodes.loaders import DISPLAY_NAMES, node_classes
 _HOST = Host()
 NODE_CLASS_MAPPINGS = node_classes(_HOST)
 NODE_DISPLAY_NAME_MAPPINGS = dict(DISPLAY_NAMES)
-# Only web/comfyui is handed to ComfyUI: it executes every .js file under this folder.
-WEB_DIRECTORY = "./web/comfyui"
+# ComfyUI serves this folder and executes every .js file in it: only web/comfyui/hikaze.js is
+# named .js; the shared modules are .mjs, served but run only when the entry imports them.
+WEB_DIRECTORY = "./web"
 
 if Host.inside_comfyui():
     from .nodes import sidecar as _sidecar  # noqa: E402  (only inside ComfyUI)

@@ -16,7 +16,7 @@ def test_root_package_imports_without_comfyui():
             "module = importlib.util.module_from_spec(spec); sys.modules['hikaze_ext'] = module\n"
             "spec.loader.exec_module(module)\n"
             "assert 'HikazeCheckpointLoader' in module.NODE_CLASS_MAPPINGS\n"
-            "assert module.WEB_DIRECTORY == './web/comfyui'\n"
+            "assert module.WEB_DIRECTORY == './web'\n"
             "assert 'folder_paths' not in sys.modules and 'comfy' not in sys.modules\n"
             "assert 'server' not in sys.modules and 'aiohttp' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd="/")
@@ -52,4 +52,9 @@ def test_web_directory_holds_only_comfyui_entry_modules():
     finally:
         for name in [n for n in sys.modules if n == "ext_init" or n.startswith("ext_init.")]:
             del sys.modules[name]
-    assert (ROOT / module.WEB_DIRECTORY).resolve() == (ROOT / "web" / "comfyui").resolve()
+    web_dir = (ROOT / module.WEB_DIRECTORY).resolve()
+    assert web_dir == (ROOT / "web").resolve()
+    # ComfyUI imports every .js under its web directory: only the entry modules may be .js.
+    scripts = {p.relative_to(web_dir).as_posix() for p in web_dir.rglob("*.js")}
+    assert scripts <= {"comfyui/hikaze.js"}, f"name these .mjs: {sorted(scripts - {'comfyui/hikaze.js'})}"
+    assert any(web_dir.rglob("*.mjs"))

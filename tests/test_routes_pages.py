@@ -4,9 +4,9 @@ import pytest
 
 @pytest.mark.parametrize("path, content_type", [
     ("/", "text/html"),
-    ("/manager/main.js", "text/javascript"),
+    ("/manager/main.mjs", "text/javascript"),
     ("/manager/manager.css", "text/css"),
-    ("/lib/api.js", "text/javascript"),
+    ("/lib/api.mjs", "text/javascript"),
     ("/lib/hikaze.css", "text/css"),
 ])
 async def test_page_files_are_served_typed_and_revalidated(make_client, path, content_type):

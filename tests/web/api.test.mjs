@@ -1,7 +1,7 @@
 // The API client: URLs, bodies and the one ApiError for every failure.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ApiError, createApi, errorFromResponse, queryString } from "../../web/lib/api.js";
+import { ApiError, createApi, errorFromResponse, queryString } from "../../web/lib/api.mjs";
 
 function fakeFetch(status, body) {
   const calls = [];

@@ -1,7 +1,7 @@
 // The PATCH body: only what changed, meta_json as a merge patch.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { draftFromModel, hasChanges, modelPatch } from "../../web/lib/model-diff.js";
+import { draftFromModel, hasChanges, modelPatch } from "../../web/lib/model-diff.mjs";
 
 const model = {
   sha256: "a".repeat(64), name: "Aurora", base_model: "SDXL 1.0",

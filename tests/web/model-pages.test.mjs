@@ -1,7 +1,7 @@
 // Paging through a long list: pages on demand, bounded cache, stale answers dropped.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ModelPages } from "../../web/lib/model-pages.js";
+import { ModelPages } from "../../web/lib/model-pages.mjs";
 
 function source(total) {
   const asked = [];

@@ -1,8 +1,8 @@
 // The NSFW rule and what the view state asks the server for.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isNsfw, nsfwDisplay } from "../../web/lib/nsfw.js";
-import { cycleTag, initialQuery, listParams, tagState } from "../../web/lib/library-query.js";
+import { isNsfw, nsfwDisplay } from "../../web/lib/nsfw.mjs";
+import { cycleTag, initialQuery, listParams, tagState } from "../../web/lib/library-query.mjs";
 
 test("NSFW by tag (any case) or by level above 0", () => {
   assert.equal(isNsfw({ nsfw_level: 0, tags: [{ id: 1, name: "photo" }] }), false);

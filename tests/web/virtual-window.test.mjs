@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   contentHeight, itemPosition, layout, moveSelection, pagesFor, scrollToReveal, visibleRange,
-} from "../../web/lib/virtual-window.js";
+} from "../../web/lib/virtual-window.mjs";
 
 test("layout fits as many cards as the width allows and stretches them", () => {
   const geo = layout({ width: 1000, cardWidth: 180, gap: 8, infoHeight: 52 });

@@ -1,6 +1,6 @@
 // <hikaze-kind-tabs>: one tab per model kind, plus All and Others; arrow keys move between tabs.
 
-import { OTHERS } from "./library-query.js";
+import { OTHERS } from "./library-query.mjs";
 
 const LABELS = { loras: "LoRAs", vae: "VAE", controlnet: "ControlNet", clip: "CLIP", clip_vision: "CLIP vision", unet: "UNet" };
 

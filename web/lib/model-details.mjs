@@ -1,10 +1,10 @@
 // <hikaze-model-details>: one model's panel — gallery, editable fields, read-only facts, Save.
 
-import "./chip-input.js";
-import "./gallery.js";
-import { copyText } from "./clipboard.js";
-import { formatBytes, formatDate } from "./format.js";
-import { draftFromModel, hasChanges, modelPatch } from "./model-diff.js";
+import "./chip-input.mjs";
+import "./gallery.mjs";
+import { copyText } from "./clipboard.mjs";
+import { formatBytes, formatDate } from "./format.mjs";
+import { draftFromModel, hasChanges, modelPatch } from "./model-diff.mjs";
 
 const TEXT_FIELDS = ["name", "base_model", "description", "community_links", "notes", "positive", "negative"];
 

@@ -1,7 +1,7 @@
 // One model as a grid card or a list row; elements are recycled, so fill() rewrites everything.
 
-import { formatBytes } from "./format.js";
-import { nsfwDisplay } from "./nsfw.js";
+import { formatBytes } from "./format.mjs";
+import { nsfwDisplay } from "./nsfw.mjs";
 
 /** An empty card element, to be filled (and refilled while scrolling). */
 export function createCard() {

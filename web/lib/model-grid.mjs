@@ -1,9 +1,9 @@
 // <hikaze-model-grid>: the virtualised card grid / list; only visible rows exist in the DOM.
 
-import { createCard, fillCard } from "./model-card.js";
+import { createCard, fillCard } from "./model-card.mjs";
 import {
   contentHeight, itemPosition, layout, moveSelection, scrollToReveal, visibleRange,
-} from "./virtual-window.js";
+} from "./virtual-window.mjs";
 
 const GAP = 8;
 

@@ -1,6 +1,6 @@
 // <hikaze-tag-filter>: every tag as a chip that cycles neutral → include (+) → exclude (−).
 
-import { tagState } from "./library-query.js";
+import { tagState } from "./library-query.mjs";
 
 /**
  * Set `tags` ([{name, count}]) and `state` ({include, exclude}); a click dispatches

@@ -1,14 +1,14 @@
 // The manager page's entry: wires the library view (tabs, toolbar, filter, grid) to the details panel.
 
-import { createApi } from "../lib/api.js";
-import "../lib/kind-tabs.js";
-import "../lib/library-toolbar.js";
-import "../lib/model-details.js";
-import "../lib/model-grid.js";
-import "../lib/status-box.js";
-import "../lib/tag-filter.js";
-import { cycleTag, initialQuery, listParams } from "../lib/library-query.js";
-import { ModelPages } from "../lib/model-pages.js";
+import { createApi } from "../lib/api.mjs";
+import "../lib/kind-tabs.mjs";
+import "../lib/library-toolbar.mjs";
+import "../lib/model-details.mjs";
+import "../lib/model-grid.mjs";
+import "../lib/status-box.mjs";
+import "../lib/tag-filter.mjs";
+import { cycleTag, initialQuery, listParams } from "../lib/library-query.mjs";
+import { ModelPages } from "../lib/model-pages.mjs";
 
 const PREFS_KEY = "hikaze.manager.view";
 const SUMMARY_FIELDS = ["name", "type", "base_model", "size_bytes", "tags", "images_count", "path"];

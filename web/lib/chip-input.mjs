@@ -1,6 +1,6 @@
 // <hikaze-chip-input>: a list of words as chips (tags, trigger words); Enter or comma adds one.
 
-import { copyText } from "./clipboard.js";
+import { copyText } from "./clipboard.mjs";
 
 let lists = 0;
 

@@ -1,6 +1,6 @@
 // <hikaze-gallery>: a model's preview carousel with upload (picker or drop), cover, order, delete.
 
-import { isNsfw } from "./nsfw.js";
+import { isNsfw } from "./nsfw.mjs";
 
 /**
  * Set `api` and then `model` (a full record with `images`). Every change is saved at once;

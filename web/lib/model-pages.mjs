@@ -1,6 +1,6 @@
 // A window onto a long server-side list: fetches pages as they come into view, keeps a few.
 
-import { pagesFor } from "./virtual-window.js";
+import { pagesFor } from "./virtual-window.mjs";
 
 /**
  * new ModelPages(fetchPage, {pageSize, maxPages}); `fetchPage(offset, limit)` answers

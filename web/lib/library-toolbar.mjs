@@ -1,6 +1,6 @@
 // <hikaze-library-toolbar>: search, sort, view, card size, the NSFW toggle and the shown count.
 
-import { debounce, SORTS } from "./library-query.js";
+import { debounce, SORTS } from "./library-query.mjs";
 
 const SORT_LABELS = { name: "Name", newest: "Newest", oldest: "Oldest", size: "Size" };
 
