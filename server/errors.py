@@ -15,11 +15,13 @@ class ApiError(Exception):
     status = 500
     code = "INTERNAL"
 
-    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+    def __init__(self, message: str, *, code: str | None = None,
+                 headers: dict[str, str] | None = None, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
+        self.headers = headers or {}
         self.details = details
 
 
@@ -45,6 +47,10 @@ class TooLarge(ApiError):
 
 class UnsupportedMedia(ApiError):
     status, code = 415, "UNSUPPORTED_MEDIA"
+
+
+class RangeNotSatisfiable(ApiError):
+    status, code = 416, "RANGE_NOT_SATISFIABLE"
 
 
 class Unprocessable(ApiError):
@@ -76,7 +82,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.message, exc.code, exc.details)
+        return error_response(exc.status, exc.message, exc.code, exc.details, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -163,6 +163,8 @@ class Download:
 
     path: Path
     file_name: str
+    size: int
+    mtime: float
 
 
 def present_paths(db: Database, sha256: str) -> list[str]:
@@ -182,7 +184,8 @@ def pick_download(paths: Iterable[str], roots: Iterable[Path]) -> Download:
         if not os.path.isfile(real):
             continue
         if any(_inside(real, root) for root in real_roots):
-            return Download(Path(real), os.path.basename(path))
+            stat = os.stat(real)
+            return Download(Path(real), os.path.basename(path), stat.st_size, stat.st_mtime)
         outside = True
     if outside:
         raise Forbidden("The model's file lies outside the configured model folders",

@@ -110,7 +110,7 @@ def test_pick_download_prefers_a_file_inside_the_roots(roots, tmp_path):
     inside.write_bytes(b"y")
     gone = roots / "loras" / "0.safetensors"
     found = public_api.pick_download([str(gone), str(outside), str(inside)], [roots / "loras"])
-    assert found == public_api.Download(inside, "b.safetensors")
+    assert found == public_api.Download(inside, "b.safetensors", 1, inside.stat().st_mtime)
 
 
 def test_pick_download_refuses_symlinks_and_dot_dot_out_of_the_roots(roots, tmp_path):

@@ -234,8 +234,17 @@ async def test_download_ranges(api):
     assert suffix.status == 206 and await suffix.read() == data[-100:]
     middle = await api.get(url, headers={"Range": "bytes=100-"})
     assert middle.status == 206 and await middle.read() == data[100:]
-    refused = await api.get(url, headers={"Range": f"bytes={len(data)}-"})
-    assert refused.status == 416 and refused.headers["Content-Range"] == f"bytes */{len(data)}"
+    for wanted in (f"bytes={len(data)}-", f"bytes={len(data) + 5}-{len(data) + 9}", "bytes=x-y",
+                   "pages=1-2"):
+        refused = await api.get(url, headers={"Range": wanted})
+        assert refused.status == 416, wanted
+        assert refused.headers["Content-Range"] == f"bytes */{len(data)}"
+        body = await refused.json()
+        assert body["code"] == "RANGE_NOT_SATISFIABLE" and body["details"] == {"size": len(data)}
+    # A Range under an If-Range the file no longer matches is ignored: the whole file, not 416.
+    stale = await api.get(url, headers={"Range": f"bytes={len(data)}-",
+                                        "If-Range": "Thu, 01 Jan 1970 00:00:01 GMT"})
+    assert stale.status == 200 and await stale.read() == data
 
 
 async def test_download_head(api):

@@ -33,7 +33,8 @@ def integer(value: str | None, field: str, *, minimum: int = 0, maximum: int = 2
         if default is not None:
             return default
         raise Invalid(f"{field} is required", code="MISSING", field=field)
-    if not re.fullmatch(r"-?\d{1,10}", value) or not minimum <= int(value) <= maximum:
+    # 19 digits hold every id up to 2**63 - 1; the bounds below do the rest.
+    if not re.fullmatch(r"-?\d{1,19}", value) or not minimum <= int(value) <= maximum:
         raise Invalid(f"{field} must be an integer from {minimum} to {maximum}",
                       code="INVALID_INTEGER", field=field)
     return int(value)

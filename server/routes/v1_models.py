@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .. import library, public_api
 from ..app_keys import CONFIG, STORE
+from ..errors import RangeNotSatisfiable
 from . import parse
 
 routes = web.RouteTableDef()
@@ -45,9 +46,31 @@ async def download(request: web.Request) -> web.StreamResponse:
     sha = parse.sha256(request.match_info["sha256"])
     target = await public_api.find_download(request.app[STORE], request.app[CONFIG].model_roots,
                                             sha)
+    if range_unsatisfiable(request, target.size, target.mtime):
+        raise RangeNotSatisfiable(f"The range {request.headers['Range']!r} is outside the file's "
+                                  f"{target.size} bytes", size=target.size,
+                                  headers={"Content-Range": f"bytes */{target.size}"})
     return PlainFileResponse(target.path, headers={
         "Content-Type": "application/octet-stream",
         "Content-Disposition": public_api.content_disposition(target.file_name)})
+
+
+def range_unsatisfiable(request: web.Request, size: int, mtime: float) -> bool:
+    """Whether FileResponse would answer 416 (the same reading of Range and If-Range), so the
+    answer can be our JSON error instead of its empty body."""
+    if_range = request.if_range
+    if "Range" not in request.headers or (if_range is not None and mtime > if_range.timestamp()):
+        return False
+    try:
+        wanted = request.http_range
+    except ValueError:
+        return True
+    start = wanted.start
+    if start is None:
+        return False
+    if start < 0 and wanted.stop is None:  # a suffix: the last -start bytes
+        start = max(0, start + size)
+    return start >= size
 
 
 class PlainFileResponse(web.FileResponse):
