@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import (events, health, images, legacy, metadata, models, pages, pending, scan, tags,
-               v1_auth)
+from . import (events, health, images, legacy, metadata, models, pages, pending, queue, scan,
+               servers, tags, v1_auth)
 
 
 def setup(app: web.Application) -> None:
     # Order matters where a fixed path shares a prefix with a {variable} one.
     for module in (health, events, scan, legacy, pending, metadata, models, tags, images,
-                   v1_auth, pages):
+                   v1_auth, servers, queue, pages):
         app.router.add_routes(module.routes)
