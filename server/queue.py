@@ -59,6 +59,7 @@ class Queue:
         self.timings = timings
         self._session: aiohttp.ClientSession | None = None
         self._tasks: dict[str, asyncio.Task] = {}
+        self._in_flight: set[str] = set()  # jobs whose /prompt request is under way
         self._object_info: dict[str, tuple[float, dict]] = {}
 
     # --- lifetime ------------------------------------------------------------------------
@@ -114,14 +115,14 @@ class Queue:
         if changed is None:
             raise Conflict(f"Job {job_id} has already finished ({row['status']})",
                            code="JOB_FINISHED", id=job_id, status=row["status"])
-        task = self._tasks.pop(job_id, None)
-        if task is not None:
+        task = self._tasks.get(job_id)
+        if task is not None and job_id not in self._in_flight:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        row = await self.store.run(jobs.row_of, job_id)
-        if row["prompt_id"]:
-            await self._withdraw(row)
-        record = jobs.record(row)
+        # else its /prompt request is on the way: the task withdraws the prompt once it lands
+        if changed["prompt_id"]:
+            await self._withdraw(changed)
+        record = jobs.record(changed)
         self._publish("job_updated", record)
         return record
 
@@ -166,16 +167,25 @@ class Queue:
         resumed = bool(row["prompt_id"])
         try:
             if not resumed:
-                prompt_id = await self._retrying(row, lambda: client.submit(row["workflow"],
-                                                                            row["client_id"]))
+                prompt_id = await self._retrying(row, lambda: self._submit(client, row))
                 if await self._set(job_id, prompt_id=prompt_id) is None:
-                    return  # cancelled meanwhile; cancel() withdraws the prompt
+                    await self._withdraw({**row, "prompt_id": prompt_id})  # cancelled meanwhile
+                    return
                 row["prompt_id"] = prompt_id
             entry = await self._follow(row, client, messages, resumed)
         finally:
             if messages is not None:
                 await messages.close()
         await self._finish(row, client, entry)
+
+    async def _submit(self, client: ComfyClient, row: dict) -> str:
+        """POST the workflow, marked in flight: a cancel then lets the request land (so the
+        prompt id is known) instead of leaving an unknown prompt running on the server."""
+        self._in_flight.add(row["id"])
+        try:
+            return await client.submit(row["workflow"], row["client_id"])
+        finally:
+            self._in_flight.discard(row["id"])
 
     async def _open_messages(self, client: ComfyClient, row: dict) -> Messages | None:
         try:
@@ -200,7 +210,8 @@ class Queue:
                 while message is not None:
                     if message["data"].get("prompt_id") == prompt_id:
                         await self._on_message(row["id"], message)
-                        if message.get("type") in FINAL:
+                        if message.get("type") in FINAL or (message.get("type") == "executing"
+                                                             and message["data"].get("node") is None):
                             messages = None
                             break
                     message = await messages.next(self.timings.idle_check_s)

@@ -4,7 +4,8 @@ lands in /history after execution_success, outputs are served by /view.
 
 Knobs for the tests: `start_gate` (cleared: prompts stay pending), `finish_gate` (cleared: a
 running prompt waits), `fail_with` (the next prompt fails with this message), `drop_sockets`
-(close every websocket once a prompt starts), `steps` (progress messages per prompt).
+(close every websocket once a prompt starts), `prompt_gate` (cleared: /prompt answers only once
+it is set again), `steps` (progress messages per prompt).
 """
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ class FakeComfyUI:
         self.start_gate.set()
         self.finish_gate = asyncio.Event()
         self.finish_gate.set()
+        self.prompt_gate = asyncio.Event()  # cleared: /prompt holds its answer
+        self.prompt_gate.set()
+        self.prompt_arrived = asyncio.Event()
         self.fail_with: str | None = None
         self.drop_sockets = False
         self.steps = 3
@@ -76,6 +80,8 @@ class FakeComfyUI:
 
     async def prompt(self, request: web.Request) -> web.Response:
         body = await request.json()
+        self.prompt_arrived.set()
+        await self.prompt_gate.wait()
         graph = body.get("prompt") or {}
         unknown = [n.get("class_type") for n in graph.values() if n.get("class_type") not in OBJECT_INFO]
         if unknown:

@@ -19,6 +19,13 @@ FAST = Timings(attempts=3, backoff_s=0.01, backoff_max_s=0.02, poll_s=0.02, idle
 WAIT_S = 20.0  # a safety net for a broken test, not a timing assertion
 
 
+async def eventually(predicate) -> None:
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "the condition never held"
+        await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 async def comfy(aiohttp_server):
     fake = FakeComfyUI()
@@ -204,6 +211,19 @@ async def test_cancel_while_running_interrupts_it(api):
     assert (await api.job(job["job_id"]))["status"] == "cancelled"
 
 
+async def test_cancel_while_the_prompt_is_on_its_way_withdraws_it_once_it_lands(api):
+    api.comfy.prompt_gate.clear()
+    api.comfy.start_gate.clear()
+    accepted = await api.submit(api.txt2img())
+    await asyncio.wait_for(api.comfy.prompt_arrived.wait(), WAIT_S)
+    response = await api.call("POST", f"/api/v1/queue/jobs/{accepted['job_id']}/cancel")
+    assert (await response.json())["job"]["status"] == "cancelled"
+    api.comfy.prompt_gate.set()
+    await eventually(lambda: api.comfy.deleted)
+    assert not api.comfy.pending and len(api.comfy.submitted) == 1
+    assert (await api.job(accepted["job_id"]))["status"] == "cancelled"
+
+
 async def test_a_dropped_websocket_falls_back_to_history(api):
     api.comfy.drop_sockets = True
     accepted = await api.submit(api.txt2img())
@@ -233,8 +253,7 @@ async def test_a_restarted_sidecar_picks_unfinished_jobs_up_again(make_api, comf
     job = await first.wait(accepted["job_id"], lambda j: j["prompt_id"] and j["status"] == expected)
     await first.client.close()  # the sidecar stops; ComfyUI carries on
     getattr(comfy, hold).set()
-    while job["prompt_id"] not in comfy.history:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: job["prompt_id"] in comfy.history)
     second = await make_api()
     done = await second.until(job["job_id"], "completed")
     assert done["prompt_id"] == job["prompt_id"] and len(comfy.submitted) == 1
