@@ -4,11 +4,7 @@ after a restart. One owned asyncio task per unfinished job, cancelled on shutdow
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import mimetypes
-import os
-import re
 import shutil
 import time
 import uuid
@@ -18,11 +14,11 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import aiohttp
 
-from . import queue_store as jobs, schemas, servers, templates
-from .comfy import ComfyClient, ComfyError, Messages, Output, Unreachable, outputs_of
+from . import queue_outputs, queue_store as jobs, schemas, servers, templates
+from .comfy import ComfyClient, ComfyError, Messages, Unreachable, outputs_of
 from .errors import ApiError, Conflict, Invalid, NotFound
 from .events import Events
-from .images import Gallery, ImageFields
+from .images import Gallery
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -196,29 +192,32 @@ class Queue:
 
     async def _follow(self, row: dict, client: ComfyClient, messages: Messages | None,
                       resumed: bool) -> dict:
-        """Wait for the prompt's history entry: progress from the websocket while it lasts,
-        then /history polling."""
-        prompt_id = row["prompt_id"]
+        """Wait for the prompt's history entry: state and progress from the websocket while it
+        lasts, then /history polling."""
         while messages is not None:
             if resumed:  # it may have finished while nobody listened (a restart, a quiet socket)
-                entry = await self._retrying(row, lambda: client.history(prompt_id))
+                entry = await self._retrying(row, lambda: client.history(row["prompt_id"]))
                 if entry is not None:
                     return entry
             resumed = True
             try:
-                message = await messages.next(self.timings.idle_check_s)
-                while message is not None:
-                    if message["data"].get("prompt_id") == prompt_id:
-                        await self._on_message(row["id"], message)
-                        if message.get("type") in FINAL or (message.get("type") == "executing"
-                                                             and message["data"].get("node") is None):
-                            messages = None
-                            break
-                    message = await messages.next(self.timings.idle_check_s)
+                if await self._listen(row, messages):
+                    break
             except EOFError:
                 log.info("Job %s: ComfyUI's websocket closed; polling /history", row["id"])
-                messages = None
+                break
         return await self._poll(row, client)
+
+    async def _listen(self, row: dict, messages: Messages) -> bool:
+        """Apply the prompt's messages until its last one (True) or a quiet spell (False)."""
+        while (message := await messages.next(self.timings.idle_check_s)) is not None:
+            kind, data = message.get("type"), message["data"]
+            if data.get("prompt_id") != row["prompt_id"]:
+                continue
+            await self._on_message(row["id"], message)
+            if kind in FINAL or (kind == "executing" and data.get("node") is None):
+                return True
+        return False
 
     async def _poll(self, row: dict, client: ComfyClient) -> dict:
         prompt_id = row["prompt_id"]
@@ -261,48 +260,13 @@ class Queue:
         elif status.get("status_str") == "error" or "execution_error" in events:
             raise ComfyError(_execution_error(events.get("execution_error", {})))
         else:
-            outputs = await self._store_outputs(row, client, outputs_of(entry))
-            attached = await self._attach(row, outputs) if row["attach_to"] else []
+            folder = self.outputs_dir / row["id"]
+            outputs = await queue_outputs.store(folder, outputs_of(entry), lambda output:
+                                                self._retrying(row, lambda: client.view(output)))
+            attached = (await queue_outputs.attach(self.gallery, folder, row, outputs, now_ms())
+                        if row["attach_to"] else [])
             await self._end(row["id"], jobs.COMPLETED, "job_completed", outputs=outputs,
                             attached=attached)
-
-    async def _store_outputs(self, row: dict, client: ComfyClient, found: list[Output]) -> list[dict]:
-        folder = self.outputs_dir / row["id"]
-        stored = []
-        for index, output in enumerate(found):
-            content = await self._retrying(row, lambda o=output: client.view(o))
-            name = f"{index}-{_safe_name(output.filename)}"
-            await asyncio.to_thread(_write_atomically, folder / name, content)
-            stored.append({"index": index, "node_id": output.node_id, "kind": output.kind,
-                           "filename": output.filename, "subfolder": output.subfolder,
-                           "type": output.type, "size_bytes": len(content), "stored_as": name,
-                           "content_type": mimetypes.guess_type(output.filename)[0]
-                           or "application/octet-stream"})
-        return stored
-
-    async def _attach(self, row: dict, outputs: list[dict]) -> list[dict]:
-        """Each output picture becomes a user image of the attach_to model, carrying the
-        generation parameters and the workflow."""
-        params = row["params"]
-        fields = ImageFields(
-            prompt=str(params.get("positive_prompt", "")), source="generated",
-            negative_prompt=str(params.get("negative_prompt", "")),
-            generation_params={**params, "workflow": row["workflow"], "job_id": row["id"],
-                               "server": row["server_alias"], "prompt_id": row["prompt_id"]})
-        attached = []
-        for output in outputs:
-            if output["kind"] != "images" or not output["content_type"].startswith("image/"):
-                continue
-            path = self.outputs_dir / row["id"] / output["stored_as"]
-            try:
-                content = io.BytesIO(await asyncio.to_thread(path.read_bytes))
-                image = await self.gallery.upload(row["attach_to"], content, fields, now_ms())
-            except ApiError as exc:  # an undecodable picture, or the model was deleted
-                log.warning("Job %s: output %s not attached: %s", row["id"], output["filename"], exc)
-                continue
-            attached.append({"output_index": output["index"], "sha256": row["attach_to"],
-                             "seq": image["seq"], "id": image["id"], "url": image["url"]})
-        return attached
 
     async def _withdraw(self, row: dict) -> None:
         """Take a cancelled job's prompt off its server: out of the queue, or interrupted."""
@@ -386,15 +350,3 @@ def _execution_error(data: dict) -> str:
     where = f"{data.get('node_type') or 'a node'} (node {data.get('node_id', '?')})"
     what = ": ".join(str(p) for p in (data.get("exception_type"), data.get("exception_message")) if p)
     return f"ComfyUI failed the prompt in {where}: {what or 'no details given'}"
-
-
-def _safe_name(filename: str) -> str:
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", filename.replace("\\", "/").rsplit("/", 1)[-1])
-    return name.lstrip(".")[:120] or "output"
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(content)
-    os.replace(partial, path)
