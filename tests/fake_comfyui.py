@@ -139,6 +139,12 @@ class FakeComfyUI:
             del self.sockets[client_id]
         return socket
 
+    async def restart(self) -> None:
+        """Forget every queued prompt and close every websocket, as a restarted ComfyUI would."""
+        self.pending.clear()
+        for socket in list(self.sockets.values()):
+            await socket.close()
+
     # --- the worker ----------------------------------------------------------------------
     async def _worker(self, app: web.Application):
         task = asyncio.create_task(self._run_all())

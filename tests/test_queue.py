@@ -224,6 +224,25 @@ async def test_cancel_while_the_prompt_is_on_its_way_withdraws_it_once_it_lands(
     assert (await api.job(accepted["job_id"]))["status"] == "cancelled"
 
 
+async def test_an_interrupt_from_elsewhere_cancels_the_job(api):
+    api.comfy.finish_gate.clear()
+    accepted = await api.submit(api.txt2img())
+    await api.until(accepted["job_id"], "processing")
+    api.comfy.running.interrupted.set()  # someone pressed Cancel in ComfyUI's own page
+    job = await api.until(accepted["job_id"], "cancelled", "failed")
+    assert job["status"] == "cancelled" and job["error"] == "Interrupted on the ComfyUI server"
+    assert job["outputs"] == []
+
+
+async def test_a_prompt_the_server_forgot_fails_the_job(api):
+    api.comfy.start_gate.clear()
+    accepted = await api.submit(api.txt2img())
+    await api.wait(accepted["job_id"], lambda j: j["prompt_id"])
+    await api.comfy.restart()
+    job = await api.until(accepted["job_id"], "failed")
+    assert "no longer knows prompt" in job["error"] and job["prompt_id"] in job["error"]
+
+
 async def test_a_dropped_websocket_falls_back_to_history(api):
     api.comfy.drop_sockets = True
     accepted = await api.submit(api.txt2img())
