@@ -12,6 +12,7 @@ import aiohttp
 
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 30.0
+CHECK_TIMEOUT_S = 5.0  # /object_info while a client waits for its POST to be answered
 MAX_OUTPUT_BYTES = 512 * 1024 * 1024
 
 
@@ -72,8 +73,8 @@ class ComfyClient:
         self.session = session
         self.url = url.rstrip("/")
 
-    async def object_info(self) -> dict[str, Any]:
-        return await self._json("GET", "/object_info")
+    async def object_info(self, timeout: float = REQUEST_TIMEOUT_S) -> dict[str, Any]:
+        return await self._json("GET", "/object_info", timeout=timeout)
 
     async def submit(self, workflow: dict, client_id: str) -> str:
         """Queue `workflow` (API format); returns ComfyUI's prompt id. A workflow ComfyUI
@@ -128,13 +129,14 @@ class ComfyClient:
             raise Unreachable(f"Cannot open ComfyUI's websocket at {self.url}/ws: {exc}") from exc
         return Messages(socket)
 
-    def _request(self, method: str, path: str, **kwargs: Any):
+    def _request(self, method: str, path: str, timeout: float = REQUEST_TIMEOUT_S, **kwargs: Any):
         return self.session.request(method, self.url + path,
-                                    timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S), **kwargs)
+                                    timeout=aiohttp.ClientTimeout(total=timeout), **kwargs)
 
-    async def _json(self, method: str, path: str, body: Any = None, refused_ok: bool = False) -> Any:
+    async def _json(self, method: str, path: str, body: Any = None, refused_ok: bool = False,
+                    timeout: float = REQUEST_TIMEOUT_S) -> Any:
         try:
-            async with self._request(method, path, json=body) as response:
+            async with self._request(method, path, timeout, json=body) as response:
                 if not (refused_ok and response.status == 400):
                     await _raise_for_status(response, path)
                 text = await response.text()

@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 import aiohttp
 
 from . import queue_outputs, queue_store as jobs, schemas, servers, templates
-from .comfy import ComfyClient, ComfyError, Messages, Unreachable, outputs_of
+from .comfy import CHECK_TIMEOUT_S, ComfyClient, ComfyError, Messages, Unreachable, outputs_of
 from .errors import ApiError, Conflict, Invalid, NotFound
 from .events import Events
 from .images import Gallery
@@ -306,7 +306,7 @@ class Queue:
             except Invalid:
                 pass  # perhaps nodes were installed since: ask again
         try:
-            info = await ComfyClient(self._session, url).object_info()
+            info = await ComfyClient(self._session, url).object_info(CHECK_TIMEOUT_S)
         except ComfyError as exc:
             log.info("Not checking the job against %s: %s", url, exc)
             return
