@@ -14,12 +14,14 @@ from aiohttp import web
 
 from . import demo, routes, security
 from .api_key import ApiKey
-from .app_keys import API_KEY, CONFIG, EVENTS, GALLERY, IMAGE_THREADS, JOBS, SCANNER, STARTED_AT, STORE
+from .app_keys import (API_KEY, CONFIG, EVENTS, GALLERY, GEN_QUEUE, IMAGE_THREADS, JOBS, SCANNER,
+                       STARTED_AT, STORE)
 from .config import Config
 from .errors import error_middleware
 from .events import Events
 from .images import Gallery
 from .jobs import Jobs
+from .queue import Queue
 from .scanner import Scanner
 from .store import Store
 
@@ -53,8 +55,10 @@ def create_app(config: Config) -> web.Application:
     hash_threads = ThreadPoolExecutor(max_workers=config.hash_workers,
                                       thread_name_prefix="hikaze-hash", initializer=lower_priority)
     app[SCANNER] = Scanner(config, store, app[JOBS], hash_threads, app[EVENTS])
+    app[GEN_QUEUE] = Queue(store, app[EVENTS], app[GALLERY], config.data_dir, config.comfyui_url)
     app.cleanup_ctx.append(_resources)
     app.cleanup_ctx.append(_scanning)
+    app.cleanup_ctx.append(_generation_queue)
     routes.setup(app)
     return app
 
@@ -91,3 +95,13 @@ async def _scanning(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await app[SCANNER].stop()
+
+
+async def _generation_queue(app: web.Application) -> AsyncIterator[None]:
+    """Follow unfinished generation jobs (those of an earlier run too); stop following them,
+    leaving them unfinished for the next start, before the store closes."""
+    await app[GEN_QUEUE].start()
+    try:
+        yield
+    finally:
+        await app[GEN_QUEUE].stop()

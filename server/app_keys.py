@@ -10,6 +10,7 @@ from .config import Config
 from .events import Events
 from .images import Gallery
 from .jobs import Jobs
+from .queue import Queue
 from .scanner import Scanner
 from .store import Store
 
@@ -22,3 +23,4 @@ IMAGE_THREADS = web.AppKey("image_threads", ThreadPoolExecutor)
 STARTED_AT = web.AppKey("started_at", float)
 JOBS = web.AppKey("jobs", Jobs)
 SCANNER = web.AppKey("scanner", Scanner)
+GEN_QUEUE = web.AppKey("gen_queue", Queue)  # generation jobs (JOBS are the scan/hash jobs)

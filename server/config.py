@@ -55,6 +55,7 @@ class Config:
     civitai_url: str = "https://civitai.com"
     demo: bool = False
     config_file: Path | None = None
+    comfyui_url: str = ""  # the host ComfyUI (the queue's `local` server); empty standalone
 
     @property
     def db_path(self) -> Path:
@@ -125,7 +126,19 @@ def load(*, data_dir: str | Path | None = None, config_file: str | Path | None =
         civitai_url=values.get("civitai_url", "https://civitai.com").rstrip("/"),
         demo=demo,
         config_file=file if file.is_file() else None,
+        comfyui_url=host_url(comfyui),
     )
+
+
+def host_url(comfyui: Mapping[str, Any]) -> str:
+    """ComfyUI's own address from the snapshot, reachable from this machine (a wildcard listen
+    address is reached on loopback)."""
+    if not comfyui.get("port"):
+        return ""
+    address = str(comfyui.get("listen") or "127.0.0.1")
+    address = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(address, address)
+    host = f"[{address}]" if ":" in address else address
+    return f"{comfyui.get('scheme', 'http')}://{host}:{int(comfyui['port'])}"
 
 
 def read_file(path: Path) -> dict[str, Any]:

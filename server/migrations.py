@@ -222,3 +222,44 @@ def v1_filters(db: Database) -> None:
             OR coalesce(json_extract(meta, '$.source.model_id'),
                         json_extract(meta, '$.source.version_id'),
                         json_extract(meta, '$.source.url'), '') != ''), created_at)""")
+
+@migrations(name="0007_generation_queue")
+def generation_queue(db: Database) -> None:
+    # ComfyUI servers the queue sends work to (the host ComfyUI, `local`, is not stored: it
+    # comes from the host snapshot), and the generation jobs, kept across restarts so a job
+    # ComfyUI is still running is picked up again through its history.
+    db.executescript(
+        """
+        CREATE TABLE servers (
+            alias       TEXT PRIMARY KEY,
+            url         TEXT NOT NULL,
+            created_at  INTEGER NOT NULL,
+            updated_at  INTEGER NOT NULL
+        );
+
+        CREATE TABLE queue_jobs (
+            id            TEXT PRIMARY KEY,
+            status        TEXT NOT NULL CHECK (status IN
+                              ('pending', 'processing', 'completed', 'failed', 'cancelled')),
+            server_alias  TEXT NOT NULL,
+            server_url    TEXT NOT NULL,
+            client_id     TEXT NOT NULL,
+            prompt_id     TEXT,
+            template      TEXT,
+            params        TEXT NOT NULL DEFAULT '{}',
+            workflow      TEXT NOT NULL DEFAULT '{}',
+            attach_to     TEXT,
+            progress      TEXT NOT NULL DEFAULT '{}',
+            error         TEXT NOT NULL DEFAULT '',
+            outputs       TEXT NOT NULL DEFAULT '[]',
+            attached      TEXT NOT NULL DEFAULT '[]',
+            retry_count   INTEGER NOT NULL DEFAULT 0,
+            created_at    INTEGER NOT NULL,
+            updated_at    INTEGER NOT NULL,
+            started_at    INTEGER,
+            completed_at  INTEGER
+        );
+        CREATE INDEX queue_jobs_created ON queue_jobs(created_at);
+        CREATE INDEX queue_jobs_status ON queue_jobs(status, created_at);
+        """
+    )

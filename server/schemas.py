@@ -260,3 +260,71 @@ V1_IMAGE_PATCH = {
 }
 _VALIDATORS[id(V1_IMAGE_FIELDS)] = Draft202012Validator(V1_IMAGE_FIELDS)
 _VALIDATORS[id(V1_IMAGE_PATCH)] = Draft202012Validator(V1_IMAGE_PATCH)
+# --- the generation queue (server/servers.py, server/queue.py, server/templates.py) ---
+SERVER_ALIAS_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_server_url = {"type": "string", "maxLength": 2000, "pattern": "^https?://[^\\s/?#]+(/[^\\s?#]*)?$"}
+
+SERVER_NEW = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["alias", "url"],
+    "properties": {"alias": {"type": "string", "pattern": SERVER_ALIAS_PATTERN}, "url": _server_url},
+}
+SERVER_UPDATE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["url"],
+    "properties": {"url": _server_url},
+}
+
+# An API-format workflow: node id → {class_type, inputs}.
+WORKFLOW = {
+    "type": "object",
+    "minProperties": 1,
+    "maxProperties": 2000,
+    "additionalProperties": {
+        "type": "object",
+        "required": ["class_type", "inputs"],
+        "properties": {"class_type": {"type": "string", "minLength": 1, "maxLength": 200},
+                       "inputs": {"type": "object"}},
+    },
+}
+
+QUEUE_JOB = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "target_server_alias": {"type": "string", "pattern": SERVER_ALIAS_PATTERN},
+        "workflow": WORKFLOW,
+        "template": {"enum": ["txt2img"]},
+        "params": {"type": "object", "maxProperties": 200},
+        "attach_to": {"type": "string", "pattern": SHA256_PATTERN},
+    },
+}
+
+_prompt = {"type": "string", "maxLength": 20_000}
+TXT2IMG = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["checkpoint"],
+    "properties": {
+        "checkpoint": {"type": "string", "pattern": SHA256_PATTERN},
+        "loras": {"type": "array", "maxItems": 50, "items": {
+            "type": "object", "additionalProperties": False, "required": ["sha256"],
+            "properties": {"sha256": {"type": "string", "pattern": SHA256_PATTERN},
+                           "strength_model": {"type": "number", "minimum": -100, "maximum": 100},
+                           "strength_clip": {"type": "number", "minimum": -100, "maximum": 100}}}},
+        "positive_prompt": _prompt,
+        "negative_prompt": _prompt,
+        "seed": {"type": "integer", "minimum": -1, "maximum": 2**64 - 1},
+        "steps": {"type": "integer", "minimum": 1, "maximum": 10_000},
+        "cfg_scale": {"type": "number", "minimum": 0, "maximum": 100},
+        "sampler_name": {"type": "string", "minLength": 1, "maxLength": 100},
+        "scheduler": {"type": "string", "minLength": 1, "maxLength": 100},
+        "width": {"type": "integer", "minimum": 16, "maximum": 16384, "multipleOf": 8},
+        "height": {"type": "integer", "minimum": 16, "maximum": 16384, "multipleOf": 8},
+        "batch_size": {"type": "integer", "minimum": 1, "maximum": 64},
+    },
+}
+_VALIDATORS.update({id(s): Draft202012Validator(s)
+                    for s in (SERVER_NEW, SERVER_UPDATE, QUEUE_JOB, TXT2IMG)})

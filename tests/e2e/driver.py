@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import queue_check  # beside this script
+
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
 LORA_KEY = "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight"
@@ -276,6 +278,8 @@ def main() -> int:
         tier.check_host_contract()
         shas = tier.check_import(api)
         tier.check_workflow(shas["tiny-sd15.safetensors"], shas["tiny-sd15-lora.safetensors"], seed=1)
+        queue_check.run(api, tier.user, tier.work / "output", shas["tiny-sd15.safetensors"],
+                        shas["tiny-sd15-lora.safetensors"], step)
         tier.check_moved(api, shas)
         tier.check_unknown(shas)
         tier.check_killed_manager(shas)
