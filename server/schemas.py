@@ -216,3 +216,16 @@ IMPORT_MODELS = {
     },
 }
 _VALIDATORS[id(IMPORT_MODELS)] = Draft202012Validator(IMPORT_MODELS)
+
+
+# PATCH /api/settings (server/settings.py): only what changes, at least one setting.
+SETTINGS = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        "nsfw_default": {"enum": ["hide", "blur", "show"]},
+        "auto_import": {"type": "boolean"},
+    },
+}
+_VALIDATORS[id(SETTINGS)] = Draft202012Validator(SETTINGS)

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import events, health, images, legacy, metadata, models, pages, pending, scan, tags
+from . import (events, health, images, legacy, metadata, models, pages, pending, scan, settings,
+               tags)
 
 
 def setup(app: web.Application) -> None:
     # Order matters where a fixed path shares a prefix with a {variable} one.
-    for module in (health, events, scan, legacy, pending, metadata, models, tags, images, pages):
+    for module in (health, events, scan, legacy, pending, metadata, models, tags, images, settings,
+                   pages):
         app.router.add_routes(module.routes)
