@@ -1,6 +1,7 @@
 """Command line: `python -m server [serve] [--host --port --data-dir --config --models-dir
 --comfyui --demo]` runs the manager until SIGINT or SIGTERM; `python -m server migrate-legacy
---db FILE [--images-dir DIR] [--dry-run]` brings a Hikaze v1 database into the library."""
+--db FILE [--images-dir DIR] [--dry-run]` brings a Hikaze v1 database into the library;
+`python -m server api-key show|regenerate` prints or replaces the public API's key."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import __version__, config as config_module, demo, legacy
+from .api_key import ApiKey, KeyFileError
 from .app import create_app
 from .errors import ApiError
 
@@ -45,6 +47,10 @@ def parser() -> argparse.ArgumentParser:
     migrate.add_argument("--data-dir", help="where the library lives (default $HIKAZE_HOME or ~/.hikaze)")
     migrate.add_argument("--config", help="config file (default <data dir>/config.yaml)")
     migrate.add_argument("--dry-run", action="store_true", help="report what would happen; change nothing")
+    key = commands.add_parser("api-key", help="print or replace the key of the public API (/api/v1)")
+    key.add_argument("action", choices=("show", "regenerate"))
+    key.add_argument("--data-dir", help="where the library lives (default $HIKAZE_HOME or ~/.hikaze)")
+    key.add_argument("--config", help="config file (default <data dir>/config.yaml)")
     return main
 
 
@@ -53,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "migrate-legacy":
         return migrate_legacy(args)
+    if args.command == "api-key":
+        return api_key(args)
     try:
         config = config_module.load(data_dir=args.data_dir, config_file=args.config, host=args.host,
                                     port=args.port, models_dir=args.models_dir,
@@ -77,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         exit_with_parent(args.parent_pid)
     if args.port_file:
         report_port(Path(args.port_file), config.port)
-    web.run_app(create_app(config), sock=sock, print=None, access_log=None)
+    try:
+        app = create_app(config)
+    except KeyFileError as exc:
+        log.error("Cannot start: %s", exc)
+        return 2
+    web.run_app(app, sock=sock, print=None, access_log=None)
     return 0
 
 
@@ -155,6 +168,22 @@ def migrate_legacy(args: argparse.Namespace) -> int:
         return 2
     sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return 0 if report["errors"] == 0 else 1
+
+
+def api_key(args: argparse.Namespace) -> int:
+    """Print the key (made now if there is none yet) or a new one; a running manager picks a
+    new key up at its next /api/v1 request."""
+    try:
+        config = config_module.load(data_dir=args.data_dir, config_file=args.config)
+        key = ApiKey.in_data_dir(config.data_dir)
+        value = key.regenerate() if args.action == "regenerate" else key.current()
+    except (config_module.ConfigError, KeyFileError) as exc:
+        if args.action == "show" or not isinstance(exc, KeyFileError):
+            log.error("Cannot read the API key: %s", exc)
+            return 2
+        value = ApiKey(config.data_dir / "api-key.json").regenerate()  # replace a broken file
+    sys.stdout.write(value + "\n")
+    return 0
 
 
 def _absolute(path: str | None) -> str | None:

@@ -13,7 +13,8 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from . import demo, routes, security
-from .app_keys import CONFIG, EVENTS, GALLERY, IMAGE_THREADS, JOBS, SCANNER, STARTED_AT, STORE
+from .api_key import ApiKey
+from .app_keys import API_KEY, CONFIG, EVENTS, GALLERY, IMAGE_THREADS, JOBS, SCANNER, STARTED_AT, STORE
 from .config import Config
 from .errors import error_middleware
 from .events import Events
@@ -40,6 +41,7 @@ def create_app(config: Config) -> web.Application:
     threads = ThreadPoolExecutor(max_workers=max(1, min(IMAGE_WORKERS, (os.cpu_count() or 2) - 1)),
                                  thread_name_prefix="hikaze-image", initializer=lower_priority)
     app[CONFIG] = config
+    app[API_KEY] = ApiKey.in_data_dir(config.data_dir)
     app[STORE] = store
     app[IMAGE_THREADS] = threads
     app[GALLERY] = Gallery(store, config.images_dir, threads)

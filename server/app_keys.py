@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from .api_key import ApiKey
 from .config import Config
 from .events import Events
 from .images import Gallery
@@ -13,6 +14,7 @@ from .scanner import Scanner
 from .store import Store
 
 CONFIG = web.AppKey("config", Config)
+API_KEY = web.AppKey("api_key", ApiKey)
 STORE = web.AppKey("store", Store)
 GALLERY = web.AppKey("gallery", Gallery)
 EVENTS = web.AppKey("events", Events)

@@ -5,6 +5,11 @@
 - Origin: our own page (same host and port), and the configured UI origins (ComfyUI's) get
   CORS headers; a request from any other origin may not change anything, and gets no CORS
   headers, so the browser will not let that page read the answer.
+- API key: `/api/v1` needs `Authorization: Bearer <key>`, except from our own pages: a browser
+  request whose Origin is ours or ComfyUI's, or that the browser marks `Sec-Fetch-Site:
+  same-origin` (a same-origin GET carries no Origin; ComfyUI's proxy drops its own Origin).
+  Browsers set both headers and no page can forge them; they keep other websites out, not a
+  program on the network that can reach the port (docs/api.md, "API keys").
 """
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from typing import Iterable
 
 from aiohttp import web
 
+from .api_key import bearer_token
+from .app_keys import API_KEY
 from .errors import error_response
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -61,12 +68,29 @@ def make_middleware(cors_origins: Iterable[str], allowed_hosts: Iterable[str]):
         if not allowed and request.method not in SAFE_METHODS:
             return error_response(403, f"Origin {origin} may not change the library",
                                   "ORIGIN_NOT_ALLOWED")
+        if needs_key(request.path):
+            from_our_page = (origin is not None and allowed) or \
+                request.headers.get("Sec-Fetch-Site") == "same-origin"
+            if not from_our_page and not _key_matches(request):
+                return error_response(401, "This API needs 'Authorization: Bearer <key>'; the key "
+                                      "is shown by `python -m server api-key show`",
+                                      "UNAUTHORIZED",
+                                      headers={"WWW-Authenticate": 'Bearer realm="hikaze"'})
         response = await handler(request)
         if origin and allowed and not own:
             response.headers.update(_cors_headers(origin))
         return response
 
     return security_middleware
+
+
+def needs_key(path: str) -> bool:
+    return path == "/api/v1" or path.startswith("/api/v1/")
+
+
+def _key_matches(request: web.Request) -> bool:
+    token = bearer_token(request.headers.get("Authorization"))
+    return token is not None and request.app[API_KEY].matches(token)
 
 
 def _same_origin(origin: str, request: web.Request) -> bool:

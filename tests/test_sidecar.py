@@ -143,7 +143,7 @@ async def test_extension_registers_nodes_routes_and_runs_the_manager(fake, load_
     # the figure itself is what ComfyUI logs in the real-ComfyUI tier.
     assert registry.import_s < 0.5, f"import took {registry.import_s * 1000:.0f} ms"
     assert {"HikazeCheckpointLoader", "HikazeLoraPowerLoader"} <= set(registry.nodes)
-    assert registry.web_dirs == {ROOT.name: str(ROOT / "web" / "comfyui")}
+    assert registry.web_dirs == {ROOT.name: str(ROOT / "web")}
     fake.prompt_server.add_routes(registry.web_dirs)
     sidecar = next(getattr(sys.modules[m], "SIDECAR") for m in registry.module_names)
     async with TestClient(TestServer(fake.prompt_server.app)) as client:

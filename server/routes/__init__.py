@@ -4,11 +4,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import (events, health, images, legacy, metadata, models, pages, pending, scan, settings,
-               tags)
+               tags, v1_auth)
 
 
 def setup(app: web.Application) -> None:
     # Order matters where a fixed path shares a prefix with a {variable} one.
-    for module in (health, events, scan, legacy, pending, metadata, models, tags, images, settings,
-                   pages):
+    for module in (health, events, scan, legacy, pending, metadata, models, tags, images,
+                   settings, v1_auth, pages):
         app.router.add_routes(module.routes)
