@@ -7,6 +7,7 @@ import asyncio
 import json
 import threading
 import types
+import urllib.error
 import urllib.request
 
 import pytest
@@ -16,7 +17,6 @@ from nodes.routes import forward
 from tests.browser.conftest import _free_port
 
 CARD = "hikaze-model-grid .hk-card:not(.is-placeholder)"
-NO_V1 = "status of 404"  # the API-key routes arrive with the v1 API; until then they are 404
 
 
 def api(base: str, path: str) -> dict:
@@ -25,7 +25,7 @@ def api(base: str, path: str) -> dict:
 
 
 def test_settings_persist_and_the_nsfw_default_applies(make_page, demo_sidecar, shots):
-    page = make_page(allow=(NO_V1,))
+    page = make_page()
     page.goto(f"{demo_sidecar}/#settings")
     form = page.locator("hikaze-settings form")
     form.locator("input[value=hide]").wait_for()
@@ -40,9 +40,6 @@ def test_settings_persist_and_the_nsfw_default_applies(make_page, demo_sidecar, 
     page.wait_for_function("document.querySelector('.mm-settings-status').textContent === 'Saved'")
     assert api(demo_sidecar, "/api/settings")["nsfw_default"] == "show"
     assert api(demo_sidecar, "/api/settings")["auto_import"] is True
-    page.click("hikaze-settings [data-key=show]")
-    page.locator(".mm-key-status").filter(has_text="API key").or_(
-        page.locator(".mm-key").filter(has_text="•")).first.wait_for()
     page.screenshot(path=str(shots / "settings.png"))
 
     again = make_page()  # a fresh visit: the NSFW models are listed, unblurred
@@ -56,25 +53,39 @@ def test_settings_persist_and_the_nsfw_default_applies(make_page, demo_sidecar, 
     assert again.locator("hikaze-settings input[value=show]").is_checked()
 
 
-def test_the_api_key_can_be_shown_copied_and_regenerated_or_says_it_is_not_there(make_page, demo_sidecar):
-    page = make_page(allow=(NO_V1,))
-    page.goto(f"{demo_sidecar}/#settings")
-    page.locator("hikaze-settings [data-key=show]").click()
-    status = page.locator(".mm-key-status")
+def key_works(base: str, key: str) -> bool:
+    request = urllib.request.Request(f"{base}/api/v1/auth/key",
+                                     headers={"Authorization": f"Bearer {key}"})
     try:
-        api(demo_sidecar, "/api/v1/auth/key")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)["key"] == key
     except urllib.error.HTTPError as error:
-        assert error.code == 404
-        status.filter(has_text="API keys arrive with the v1 API").wait_for()
-        return
-    key = api(demo_sidecar, "/api/v1/auth/key")["key"]
-    page.wait_for_function("k => document.querySelector('.mm-key').textContent === k", arg=key)
+        assert error.code == 401
+        return False
+
+
+def test_the_api_key_can_be_shown_copied_and_regenerated(make_page, demo_sidecar):
+    page = make_page()
+    page.goto(f"{demo_sidecar}/#settings")
+    key_box = page.locator(".mm-key")
+    assert "•" in key_box.text_content(), "hidden until asked"
+    page.click("hikaze-settings [data-key=show]")
+    page.wait_for_function("/^[0-9a-f]{64}$/.test(document.querySelector('.mm-key').textContent)")
+    key = key_box.text_content()
+    assert key_works(demo_sidecar, key), "the page needs no key; other programs need this one"
+    page.click("hikaze-settings [data-key=copy]")
+    page.locator(".mm-key-status", has_text="Copied").wait_for()
+
+    status = page.locator(".mm-key-status")
     page.click("hikaze-settings [data-key=regenerate]")
     assert "Click Regenerate again" in status.text_content()
+    assert key_works(demo_sidecar, key), "nothing changes before the confirmation"
     page.click("hikaze-settings [data-key=regenerate]")
     page.wait_for_function("k => document.querySelector('.mm-key').textContent !== k && "
                            "/^[0-9a-f]{64}$/.test(document.querySelector('.mm-key').textContent)", arg=key)
-    assert api(demo_sidecar, "/api/v1/auth/key")["key"] == page.text_content(".mm-key")
+    assert "old one no longer works" in status.text_content()
+    assert not key_works(demo_sidecar, key)
+    assert key_works(demo_sidecar, key_box.text_content())
 
 
 def test_unsaved_edits_ask_before_switching_closing_or_leaving(make_page, demo_sidecar):
