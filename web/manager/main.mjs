@@ -95,8 +95,9 @@ start();
 async function start() {
   status.show("loading", "Loading the library…");
   try {
+    countPending(); // the badge need not hold up the grid
     const [{ types }, , settings] = await Promise.all([
-      api.models.types(), loadTags(), api.settings.get().catch(() => null), countPending()]);
+      api.models.types(), loadTags(), api.settings.get().catch(() => null)]);
     tabs.kinds = types;
     tabs.value = query.type;
     if (settings) applyNsfwDefault(settings.nsfw_default, false);
