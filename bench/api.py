@@ -285,7 +285,7 @@ async def list_under_uploads(session: aiohttp.ClientSession, base: str, list_url
 # ---------------------------------------------------------------- the run
 
 async def measure(base: str, process: subprocess.Popen, library: Library,
-                  pngs: list[bytes], started: float, results: dict) -> None:
+                  pngs: list[bytes], started: float, results: dict, key_file: Path) -> None:
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         await wait_healthy(session, base, process)
@@ -303,11 +303,24 @@ async def measure(base: str, process: subprocess.Popen, library: Library,
             for _ in range(REQUESTS)])
         results["details"] = await time_all(
             session, [f"{base}/api/models/{sha}" for sha in rng.sample(library.shas, REQUESTS)])
+        results["v1"] = await time_v1(base, key_file, library, rng)
         results["rss_reads_mb"] = rss_mb(process.pid)[0]
         log.info("Uploading %d %d×%d PNGs while listing", UPLOADS, *UPLOAD_SIZE)
         results["uploading"], results["upload_s"] = await list_under_uploads(
             session, base, list_url, rng.sample(library.loras, UPLOADS), pngs)
     results["rss_mb"], results["rss_peak_mb"] = rss_mb(process.pid)
+
+
+async def time_v1(base: str, key_file: Path, library: Library, rng: random.Random) -> list[float]:
+    """The public list as a script calls it (with the API key the sidecar made), mixed filters."""
+    key = json.loads(key_file.read_text())["key"]
+    queries = [{"limit": 100}, {"hasMetadata": "true"}, {"hasMetadata": "false", "sort": "name"},
+               {"type": "loras", "baseModel": "Pony"}, {"sort": "size", "page": 100},
+               {"tags": library.popular_tags[0], "maxNsfwLevel": 0, "sort": "oldest"}]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120),
+                                     headers={"Authorization": f"Bearer {key}"}) as session:
+        return await time_all(session, [f"{base}/api/v1/models?" + urlencode(rng.choice(queries))
+                                        for _ in range(REQUESTS)])
 
 
 def run(work: Path) -> dict:
@@ -327,7 +340,7 @@ def run(work: Path) -> dict:
         process = start_sidecar(data_dir, models_dir, port, sidecar_log)
         try:
             asyncio.run(measure(f"http://127.0.0.1:{port}", process, library, pngs, started,
-                                results))
+                                results, data_dir / "api-key.json"))
         except (BenchError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             log.error("The benchmark stopped early: %s", exc)
             sidecar_log.flush()
@@ -360,7 +373,8 @@ def _latency_rows(results: dict) -> list[tuple[str, str, str, str]]:
     rows = []
     for key, label, target in (("list", "list loras limit=200", "< 50 ms"),
                                ("filtered", "filtered list, all kinds", ""),
-                               ("details", "details /api/models/{sha}", "")):
+                               ("details", "details /api/models/{sha}", ""),
+                               ("v1", "/api/v1/models, mixed filters", "")):
         samples = results.get(key)
         if not samples:
             rows.append((f"{label} p99", "n/a", target, "MISS"))

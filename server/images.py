@@ -62,6 +62,50 @@ def covers_of(db: Database, sha256s: list[str]) -> dict[str, tuple[int, str | No
     return {sha: (count, url(sha, 0, cover) if cover else None) for sha, count, cover in rows}
 
 
+def heroes_of(db: Database, sha256s: list[str]) -> dict[str, dict]:
+    """The cover (image 0) record of many models in one query; models without images are left out."""
+    if not sha256s:
+        return {}
+    rows = db.execute(f"SELECT sha256, {_COLUMNS} FROM images WHERE seq = 0 AND sha256 IN "
+                      f"({','.join('?' * len(sha256s))})", sha256s)
+    return {row[0]: _record(row[0], row[1:]) for row in rows}
+
+
+def get_image(db: Database, sha256: str, image_id: int) -> dict:
+    """One image of one model by its id; an image of another model is not found."""
+    row = db.execute(f"SELECT {_COLUMNS} FROM images WHERE sha256 = ? AND id = ?",
+                     [sha256, image_id]).fetchone()
+    if row is None:
+        require_model(db, sha256)
+        raise NotFound(f"Model {sha256} has no image with id {image_id}", code="IMAGE_NOT_FOUND",
+                       sha256=sha256, id=image_id)
+    return _record(sha256, row)
+
+
+def update_image(db: Database, sha256: str, image_id: int, columns: dict,
+                 params_patch: dict) -> dict:
+    """Set some of prompt / negative_prompt / nsfw_level and merge-patch generation_params."""
+    with db.atomic():
+        current = get_image(db, sha256, image_id)
+        changes = {k: columns[k] for k in ("prompt", "negative_prompt", "nsfw_level") if k in columns}
+        if params_patch:
+            params = {**current["generation_params"]}
+            for key, value in params_patch.items():
+                if value is None:
+                    params.pop(key, None)
+                else:
+                    params[key] = value
+            schemas.check(schemas.GENERATION_PARAMS, params, "generation_params")
+            changes["generation_params"] = json.dumps(params, ensure_ascii=False)
+        if changes:
+            db["images"].update(image_id, changes)
+        return get_image(db, sha256, image_id)
+
+
+def delete_image_by_id(db: Database, images_dir: Path, sha256: str, image_id: int) -> None:
+    delete_image(db, images_dir, sha256, get_image(db, sha256, image_id)["seq"])
+
+
 def find_content(db: Database, sha256: str, seq: int) -> str:
     row = db.execute("SELECT image_sha256 FROM images WHERE sha256 = ? AND seq = ?",
                      [sha256, seq]).fetchone()
@@ -72,7 +116,7 @@ def find_content(db: Database, sha256: str, seq: int) -> str:
 
 
 def count_images(db: Database, sha256: str) -> int:
-    _require_model(db, sha256)
+    require_model(db, sha256)
     return db.execute("SELECT count(*) FROM images WHERE sha256 = ?", [sha256]).fetchone()[0]
 
 
@@ -80,7 +124,7 @@ def add_image(db: Database, sha256: str, stored: image_files.StoredImage, fields
               now_ms: int) -> dict:
     """Append an image to the model's gallery; returns its record."""
     with db.atomic():
-        _require_model(db, sha256)
+        require_model(db, sha256)
         seq = db.execute("SELECT coalesce(max(seq) + 1, 0) FROM images WHERE sha256 = ?",
                          [sha256]).fetchone()[0]
         db.execute(
@@ -106,7 +150,7 @@ def reorder(db: Database, sha256: str, order: list[int]) -> list[dict]:
     """Put the gallery in the given order of current sequence numbers (a full permutation)."""
     schemas.check(schemas.IMAGE_ORDER, {"order": order})
     with db.atomic():
-        _require_model(db, sha256)
+        require_model(db, sha256)
         current = _seqs(db, sha256)
         if sorted(order) != current:
             raise Invalid("order must list every current image sequence exactly once",
@@ -144,7 +188,7 @@ def _renumber(db: Database, sha256: str, old_seqs_in_new_order: list[int]) -> No
                    [(new, sha256, -1 - old) for new, old in enumerate(old_seqs_in_new_order)])
 
 
-def _require_model(db: Database, sha256: str) -> None:
+def require_model(db: Database, sha256: str) -> None:
     if db.execute("SELECT 1 FROM models WHERE sha256 = ?", [sha256]).fetchone() is None:
         raise NotFound(f"Model {sha256} is not in the library", code="MODEL_NOT_FOUND",
                        sha256=sha256)
@@ -159,7 +203,7 @@ class Gallery:
         self.executor = executor
 
     async def upload(self, sha256: str, source: BinaryIO, fields: ImageFields, now_ms: int) -> dict:
-        await self.store.run(_require_model, sha256)
+        await self.store.run(require_model, sha256)
         stored = await self._ingest(source)
         try:
             record = await self.store.run(add_image, sha256, stored, fields, now_ms)

@@ -21,6 +21,15 @@ SORTS = {
 }
 MAX_LIMIT = 1000
 
+# A model "has metadata" when something beyond its file name tells about it: a description,
+# trigger words or a source id (such as Civitai's). Migration 0006 indexes this expression.
+HAS_METADATA = """(
+            coalesce(json_extract(m.meta, '$.description'), '') != ''
+            OR coalesce(json_array_length(m.meta, '$.trigger_words'), 0) > 0
+            OR coalesce(json_extract(m.meta, '$.source.model_id'),
+                        json_extract(m.meta, '$.source.version_id'),
+                        json_extract(m.meta, '$.source.url'), '') != '')"""
+
 _PATH_OF = """(SELECT f.path FROM files f WHERE f.sha256 = m.sha256
                ORDER BY f.state != 'present', f.path LIMIT 1)"""
 
@@ -38,6 +47,8 @@ class ListQuery:
     tags: tuple[str, ...] = ()
     exclude_tags: tuple[str, ...] = ()
     max_nsfw_level: int | None = None
+    base_model: str | None = None
+    has_metadata: bool | None = None
     sort: str = "name"
     offset: int = 0
     limit: int = 200
@@ -110,12 +121,25 @@ def _filters(db: Database, query: ListQuery, known_types: list[str]) -> tuple[li
     if query.max_nsfw_level is not None:
         where.append("coalesce(json_extract(m.meta, '$.nsfw_level'), 0) <= ?")  # migration 0005's index
         params.append(query.max_nsfw_level)
+    if query.base_model is not None:
+        where.append("m.base_model = ? COLLATE NOCASE")  # migration 0006's index
+        params.append(query.base_model)
+    if query.has_metadata is not None:
+        where.append(f"{HAS_METADATA} = ?")  # `= ?` lets the planner use the index
+        params.append(int(query.has_metadata))
     exclude = [i for i in tags.find_ids(db, list(query.exclude_tags)) if i is not None]
     if exclude:
         where.append(f"""NOT EXISTS (SELECT 1 FROM model_tags t WHERE t.sha256 = m.sha256
                          AND t.tag_id IN ({','.join('?' * len(exclude))}))""")
         params.extend(exclude)
     return where, params
+
+
+def has_metadata_of(db: Database, sha256s: list[str]) -> dict[str, bool]:
+    """HAS_METADATA of many models in one query."""
+    rows = db.execute(f"SELECT m.sha256, {HAS_METADATA} FROM models m WHERE m.sha256 IN "
+                      f"({','.join('?' * len(sha256s))})", sha256s) if sha256s else []
+    return {sha: bool(flag) for sha, flag in rows}
 
 
 def get_model(db: Database, sha256: str) -> dict:

@@ -206,3 +206,19 @@ def nsfw_index(db: Database) -> None:
     level = "coalesce(json_extract(meta, '$.nsfw_level'), 0)"
     db.execute(f"CREATE INDEX models_nsfw ON models({level})")
     db.execute(f"CREATE INDEX models_type_nsfw ON models(type, {level})")
+
+
+@migrations(name="0006_v1_filters")
+def v1_filters(db: Database) -> None:
+    # The public API filters by base model (case-insensitive) and by "has metadata". The second
+    # index holds library.HAS_METADATA (the same expression, so the planner matches it): its
+    # count parses no meta, and with created_at beside it the default newest-first page of a
+    # filter that matches most models is read in order instead of sorting them all.
+    db.execute("CREATE INDEX models_base_model ON models(base_model COLLATE NOCASE)")
+    db.execute(
+        """CREATE INDEX models_has_metadata ON models((
+            coalesce(json_extract(meta, '$.description'), '') != ''
+            OR coalesce(json_array_length(meta, '$.trigger_words'), 0) > 0
+            OR coalesce(json_extract(meta, '$.source.model_id'),
+                        json_extract(meta, '$.source.version_id'),
+                        json_extract(meta, '$.source.url'), '') != ''), created_at)""")

@@ -218,6 +218,50 @@ IMPORT_MODELS = {
 _VALIDATORS[id(IMPORT_MODELS)] = Draft202012Validator(IMPORT_MODELS)
 
 
+# --- appended for the public API v1 user images (server/public_api.py, routes/v1_images.py) ---
+# The fields of an uploaded image, after the multipart text fields were converted to numbers
+# and JSON; seed .. comfyWorkflow are kept in the image's generation_params.
+_V1_GENERATION = {
+    "seed": {"type": "integer", "minimum": -1, "maximum": 2**64 - 1},
+    "steps": {"type": "integer", "minimum": 1, "maximum": 10_000},
+    "cfgScale": {"type": "number", "minimum": 0, "maximum": 100},
+    "sampler": {"type": "string", "maxLength": 200},
+    "scheduler": {"type": "string", "maxLength": 200},
+    "loras": {"type": "array", "maxItems": 200, "items": {
+        "type": "object", "required": ["name"], "maxProperties": 20,
+        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 1000},
+                       "strength": {"type": "number", "minimum": -100, "maximum": 100}}}},
+    "comfyWorkflow": {"type": "object"},
+}
+V1_GENERATION_KEYS = tuple(_V1_GENERATION)
+
+V1_IMAGE_FIELDS = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "prompt": _text,
+        "negativePrompt": _text,
+        "nsfwLevel": {"type": "integer", "minimum": 0, "maximum": 32},
+        **_V1_GENERATION,
+    },
+}
+
+# PATCH: any of the same fields; a generation field set to null is removed.
+V1_IMAGE_PATCH = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        "prompt": _text,
+        "negativePrompt": _text,
+        "nsfwLevel": {"type": "integer", "minimum": 0, "maximum": 32},
+        **{key: {"anyOf": [value, {"type": "null"}]} for key, value in _V1_GENERATION.items()},
+    },
+}
+_VALIDATORS[id(V1_IMAGE_FIELDS)] = Draft202012Validator(V1_IMAGE_FIELDS)
+_VALIDATORS[id(V1_IMAGE_PATCH)] = Draft202012Validator(V1_IMAGE_PATCH)
+
+
 # PATCH /api/settings (server/settings.py): only what changes, at least one setting.
 SETTINGS = {
     "type": "object",

@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from server import library, safetensors
-from server.app_keys import STORE
+from server.app_keys import API_KEY, STORE
 
 
 @dataclass
@@ -112,3 +112,25 @@ class LibraryApi:
 
     async def db(self, fn, *args):
         return await self.client.app[STORE].run(fn, *args)
+
+
+def bearer(client) -> dict[str, str]:
+    """The header that lets a script into /api/v1: the app's current API key."""
+    return {"Authorization": f"Bearer {client.app[API_KEY].current()}"}
+
+
+@dataclass
+class V1Api(LibraryApi):
+    """LibraryApi whose requests carry the /api/v1 key."""
+
+    async def request(self, method: str, path: str, **kwargs):
+        headers = {**bearer(self.client), **kwargs.pop("headers", {})}
+        return await self.client.request(method, path, headers=headers, **kwargs)
+
+    async def get(self, path: str, **kwargs):
+        return await self.request("GET", path, **kwargs)
+
+    async def json(self, method: str, path: str, status: int = 200, **kwargs):
+        response = await self.request(method, path, **kwargs)
+        assert response.status == status, await response.text()
+        return await response.json()

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import image_files, images, library, schemas
 from ..app_keys import CONFIG, GALLERY, STORE
-from ..errors import Invalid, NotFound, TooLarge
+from ..errors import Invalid, NotFound
 from . import parse
 
 routes = web.RouteTableDef()
@@ -28,10 +26,10 @@ async def image_count(request: web.Request) -> web.Response:
 @routes.post("/api/images/upload")
 async def upload(request: web.Request) -> web.Response:
     limit = request.app[CONFIG].max_upload_bytes
-    form = await _read_form(request, limit)
+    form = await parse.multipart_form(request, limit)
     sha = parse.sha256(_text(form, "sha256"))
-    record = await request.app[GALLERY].upload(sha, _image_part(form, limit), _fields(form),
-                                               library.now_ms())
+    record = await request.app[GALLERY].upload(sha, parse.file_part(form, "image", limit),
+                                               _fields(form), library.now_ms())
     return web.json_response({"status": "success", "base_name": f"{sha}_{record['seq']}",
                               "image": record})
 
@@ -82,34 +80,6 @@ async def set_cover(request: web.Request) -> web.Response:
     sha = parse.sha256(request.match_info["sha256"])
     body = await parse.json_body(request, schemas.IMAGE_COVER)
     return web.json_response({"images": await request.app[STORE].run(images.set_cover, sha, body["seq"])})
-
-
-async def _read_form(request: web.Request, limit: int):
-    if request.content_type != "multipart/form-data":
-        raise Invalid("Send the image as multipart/form-data", code="NOT_MULTIPART")
-    if request.content_length and request.content_length > limit + 1024 * 1024:
-        raise TooLarge(f"Uploads are limited to {limit // (1024 * 1024)} MB", limit=limit)
-    try:
-        return await request.post()
-    except (ValueError, HttpProcessingError) as exc:  # aiohttp's multipart parser refused it
-        raise Invalid("The multipart form is malformed; send the image as multipart/form-data",
-                      code="BAD_MULTIPART") from exc
-
-
-def _image_part(form, limit: int) -> io.IOBase:
-    part = form.get("image")
-    if isinstance(part, web.FileField):
-        source = part.file
-    elif isinstance(part, (bytes, bytearray)):
-        source = io.BytesIO(part)
-    else:
-        raise Invalid("The form needs an 'image' file part", code="MISSING", field="image")
-    size = source.seek(0, io.SEEK_END)
-    if size > limit:
-        raise TooLarge(f"Uploads are limited to {limit // (1024 * 1024)} MB", limit=limit)
-    if size == 0:
-        raise Invalid("The image is empty", code="EMPTY_IMAGE", field="image")
-    return source
 
 
 def _text(form, field: str) -> str | None:

@@ -1,14 +1,19 @@
 """Turn request input into checked values, or raise Invalid naming the field."""
 from __future__ import annotations
 
+import io
 import json
 import re
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from multidict import MultiDictProxy
 
 from .. import schemas
-from ..errors import Invalid, UnsupportedMedia
+from ..errors import Invalid, TooLarge, UnsupportedMedia
+
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -43,6 +48,15 @@ def choice(value: str | None, field: str, options: list[str], default: str) -> s
     return value
 
 
+def boolean(value: str | None, field: str) -> bool | None:
+    """true/1/yes or false/0/no (any case); absent or empty → None."""
+    if value is None or value == "":
+        return None
+    if value.lower() not in _TRUE + _FALSE:
+        raise Invalid(f"{field} must be true or false", code="INVALID_BOOLEAN", field=field)
+    return value.lower() in _TRUE
+
+
 def csv(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 
@@ -63,3 +77,47 @@ async def json_body(request: web.Request, schema: dict | None = None) -> Any:
 def _refuse_constant(name: str) -> Any:
     # NaN and Infinity are not JSON; stored, they would make our own responses invalid JSON.
     raise ValueError(f"{name} is not a JSON value")
+
+
+async def multipart_form(request: web.Request, limit: int) -> MultiDictProxy:
+    """The multipart form of an upload of at most `limit` bytes (413 beyond it)."""
+    if request.content_type != "multipart/form-data":
+        raise Invalid("Send the image as multipart/form-data", code="NOT_MULTIPART")
+    if request.content_length and request.content_length > limit + 1024 * 1024:
+        raise TooLarge(f"Uploads are limited to {limit // (1024 * 1024)} MB", limit=limit)
+    try:
+        return await request.post()
+    except (ValueError, HttpProcessingError) as exc:  # aiohttp's multipart parser refused it
+        raise Invalid("The multipart form is malformed; send the image as multipart/form-data",
+                      code="BAD_MULTIPART") from exc
+
+
+def file_part(form: MultiDictProxy, field: str, limit: int) -> io.IOBase:
+    """The uploaded file in `field`, rewound: required, not empty, at most `limit` bytes."""
+    part = form.get(field)
+    if isinstance(part, web.FileField):
+        source = part.file
+    elif isinstance(part, (bytes, bytearray)):
+        source = io.BytesIO(part)
+    else:
+        raise Invalid(f"The form needs an '{field}' file part", code="MISSING", field=field)
+    size = source.seek(0, io.SEEK_END)
+    if size > limit:
+        raise TooLarge(f"Uploads are limited to {limit // (1024 * 1024)} MB", limit=limit)
+    if size == 0:
+        raise Invalid("The image is empty", code="EMPTY_IMAGE", field=field)
+    return source
+
+
+def form_texts(form: MultiDictProxy, skip: str) -> dict[str, str]:
+    """Every field but `skip` as text; a file, or a field sent twice, is refused naming it."""
+    texts: dict[str, str] = {}
+    for name, value in form.items():
+        if name == skip:
+            continue
+        if not isinstance(value, str):
+            raise Invalid(f"{name} must be a text field", code="INVALID", field=name)
+        if name in texts:
+            raise Invalid(f"{name} is sent twice", code="DUPLICATE_FIELD", field=name)
+        texts[name] = value
+    return texts
