@@ -14,7 +14,7 @@ from typing import Awaitable, Callable, Mapping, NamedTuple
 
 from sqlite_utils import Database
 
-from . import hashing
+from . import hashing, settings
 from .events import Events
 from .import_job import Importer
 from .config import Config
@@ -355,7 +355,7 @@ class Scanner:
         result = await hashing.hash_files(job, self.store, self.threads, self.config.hash_workers)
         result["described"] = await describe_pending(self.store, self.threads,
                                                      self.config.pending_dir)
-        if self.config.auto_import:
+        if await self.store.run(settings.auto_import, self.config):
             result["auto_import"] = await self._auto_import(job)
         return result
 

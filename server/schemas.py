@@ -328,3 +328,17 @@ TXT2IMG = {
 }
 _VALIDATORS.update({id(s): Draft202012Validator(s)
                     for s in (SERVER_NEW, SERVER_UPDATE, QUEUE_JOB, TXT2IMG)})
+
+
+
+# PATCH /api/settings (server/settings.py): only what changes, at least one setting.
+SETTINGS = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        "nsfw_default": {"enum": ["hide", "blur", "show"]},
+        "auto_import": {"type": "boolean"},
+    },
+}
+_VALIDATORS[id(SETTINGS)] = Draft202012Validator(SETTINGS)

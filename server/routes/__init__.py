@@ -4,11 +4,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import (events, health, images, legacy, metadata, models, openapi, pages, pending, queue,
-               scan, servers, tags, v1_auth, v1_images, v1_models)
+               scan, servers, settings, tags, v1_auth, v1_images, v1_models)
 
 
 def setup(app: web.Application) -> None:
     # Order matters where a fixed path shares a prefix with a {variable} one.
     for module in (health, openapi, events, scan, legacy, pending, metadata, models, tags, images,
-                   v1_auth, v1_models, v1_images, servers, queue, pages):
+                   settings, v1_auth, v1_models, v1_images, servers, queue, pages):
         app.router.add_routes(module.routes)

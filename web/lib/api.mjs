@@ -105,6 +105,12 @@ export function createApi(baseUrl = "", { fetchImpl, xhrFactory } = {}) {
       return quality ? `${absolute}${absolute.includes("?") ? "&" : "?"}quality=${quality}` : absolute;
     },
     health: () => request("GET", "/api/health"),
+    /** The events socket's URL (ws: or wss:, under the same base as the REST calls). */
+    eventsUrl() {
+      const url = new URL(`${base}/api/ws`, globalThis.location?.href ?? "http://localhost/");
+      url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+      return url.href;
+    },
     models: {
       types: () => request("GET", "/api/models/get_types"),
       list: (query) => request("GET", "/api/models", { query }),
@@ -147,6 +153,14 @@ export function createApi(baseUrl = "", { fetchImpl, xhrFactory } = {}) {
       importModels: (ids, conflictStrategy = null) =>
         request("POST", "/api/migration/import_models", { json: { id: ids, conflict_strategy: conflictStrategy } }),
       migrateLegacy: (body) => request("POST", "/api/migration/migrate_legacy_db", { json: body }),
+    },
+    settings: {
+      get: () => request("GET", "/api/settings"),
+      patch: (changes) => request("PATCH", "/api/settings", { json: changes }),
+    },
+    auth: {
+      key: () => request("GET", "/api/v1/auth/key"),
+      regenerate: () => request("POST", "/api/v1/auth/regenerate"),
     },
   };
 }

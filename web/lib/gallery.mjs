@@ -1,6 +1,9 @@
 // <hikaze-gallery>: a model's preview carousel with upload (picker or drop), cover, order, delete.
 
 import { isNsfw } from "./nsfw.mjs";
+import { movedOrder } from "./reorder.mjs";
+
+const DRAG_TYPE = "application/x-hikaze-image-seq";
 
 /**
  * Set `api` and then `model` (a full record with `images`). Every change is saved at once;
@@ -42,6 +45,7 @@ export class Gallery extends HTMLElement {
       const thumb = event.target.closest("[data-seq]");
       if (thumb) this.show(Number(thumb.dataset.seq));
     });
+    this.listenForReorder(this.querySelector(".hk-gallery-strip"));
     this.querySelector("input[type=file]").addEventListener("change", (event) => {
       this.upload([...event.target.files]);
       event.target.value = "";
@@ -116,6 +120,8 @@ export class Gallery extends HTMLElement {
       thumb.setAttribute("role", "listitem");
       thumb.setAttribute("aria-label", `Image ${index + 1}${index === 0 ? " (cover)" : ""}`);
       thumb.classList.toggle("is-current", index === this.current);
+      thumb.draggable = images.length > 1;
+      thumb.title = images.length > 1 ? "Drag to reorder" : "";
       thumb.classList.toggle("is-blurred", (isNsfw(img) || isNsfw(this._model)) && !this.revealed.has(img.id));
       const picture = document.createElement("img");
       picture.alt = "";
@@ -144,11 +150,48 @@ export class Gallery extends HTMLElement {
         this.current = 0;
       } else {
         const target = action === "earlier" ? seq - 1 : seq + 1;
-        const order = [...Array(count).keys()];
-        [order[seq], order[target]] = [order[target], order[seq]];
-        await this.api.images.order(sha, order);
+        await this.api.images.order(sha, movedOrder(count, seq, target));
         this.current = target;
       }
+    });
+  }
+
+  /** Drag a thumbnail onto another to move it there; saved at once like the Move buttons. */
+  listenForReorder(strip) {
+    const thumbOf = (event) => event.target.closest?.(".hk-gallery-thumb");
+    strip.addEventListener("dragstart", (event) => {
+      const thumb = thumbOf(event);
+      if (!thumb) return;
+      event.dataTransfer.setData(DRAG_TYPE, thumb.dataset.seq);
+      event.dataTransfer.effectAllowed = "move";
+      thumb.classList.add("is-dragged");
+    });
+    strip.addEventListener("dragend", (event) => thumbOf(event)?.classList.remove("is-dragged"));
+    strip.addEventListener("dragover", (event) => {
+      if (!thumbOf(event) || ![...event.dataTransfer.types].includes(DRAG_TYPE)) return;
+      event.preventDefault();
+      event.stopPropagation();
+      event.dataTransfer.dropEffect = "move";
+      for (const other of strip.querySelectorAll(".is-drop-target")) other.classList.remove("is-drop-target");
+      thumbOf(event).classList.add("is-drop-target");
+    });
+    strip.addEventListener("drop", (event) => {
+      const thumb = thumbOf(event);
+      const raw = event.dataTransfer.getData(DRAG_TYPE);
+      if (!thumb || raw === "") return;
+      event.preventDefault();
+      event.stopPropagation();
+      thumb.classList.remove("is-drop-target");
+      this.move(Number(raw), Number(thumb.dataset.seq));
+    });
+  }
+
+  async move(from, to) {
+    const count = this.images.length;
+    if (from === to || from >= count || to >= count) return;
+    await this.run(async () => {
+      await this.api.images.order(this._model.sha256, movedOrder(count, from, to));
+      this.current = to;
     });
   }
 

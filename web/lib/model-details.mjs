@@ -11,7 +11,8 @@ const TEXT_FIELDS = ["name", "base_model", "description", "community_links", "no
 /**
  * Set `api` and `tagSuggestions`, then `open(sha256)`. Save sends only the changed fields.
  * Dispatches `hk-model-changed` ({detail: {model}}) after a save or a gallery change, and
- * `hk-close` when closed.
+ * `hk-close` when closed. Opening another model or closing with unsaved edits asks first
+ * (`confirmLeave`); `isDirty` tells a page whether to warn before it is left.
  */
 export class ModelDetails extends HTMLElement {
   connectedCallback() {
@@ -25,6 +26,12 @@ export class ModelDetails extends HTMLElement {
         <button type="button" class="hk-icon-button" data-close aria-label="Close (Esc)">×</button>
       </header>
       <div class="hk-details-state" role="status"></div>
+      <div class="hk-confirm" role="alertdialog" aria-label="Unsaved changes" hidden>
+        <p>Your changes to this model are not saved.</p>
+        <button type="button" class="hk-button hk-primary" data-confirm="save">Save them</button>
+        <button type="button" class="hk-button hk-danger" data-confirm="discard">Discard them</button>
+        <button type="button" class="hk-button" data-confirm="keep">Keep editing</button>
+      </div>
       <div class="hk-details-body">
         <hikaze-gallery></hikaze-gallery>
         <form class="hk-details-form" novalidate>
@@ -54,11 +61,16 @@ export class ModelDetails extends HTMLElement {
     this.wordsInput = this.querySelector('[data-field="trigger_words"]');
     this.wordsInput.copyable = true;
     this.querySelector("[data-close]").addEventListener("click", () => this.close());
+    this.querySelector(".hk-confirm").addEventListener("click", (event) => {
+      const answer = event.target.closest("[data-confirm]")?.dataset.confirm;
+      if (answer) this.answerConfirm?.(answer);
+    });
     this.querySelector("[data-revert]").addEventListener("click", () => this.fill());
     this.form.addEventListener("input", () => this.updateState());
     this.form.addEventListener("change", () => this.updateState());
     this.form.addEventListener("submit", (event) => { event.preventDefault(); this.save(); });
     this.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && this.answerConfirm) { event.stopPropagation(); this.answerConfirm("keep"); return; }
       if (event.key === "s" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); this.save(); }
     });
     this.addEventListener("hk-model-changed", (event) => {
@@ -76,7 +88,30 @@ export class ModelDetails extends HTMLElement {
     return !this.hidden;
   }
 
+  /** True while the form holds edits that are not saved. */
+  get isDirty() {
+    return Boolean(this.isOpen && this.record && this.record.sha256 === this.sha256 && hasChanges(this.record, this.draft()));
+  }
+
+  /**
+   * Before leaving unsaved edits: ask (Save them / Discard them / Keep editing). Resolves true
+   * when the panel may move on (saved or discarded), false to stay.
+   */
+  async confirmLeave() {
+    if (!this.isDirty) return true;
+    if (this.answerConfirm) return false; // already asking
+    const box = this.querySelector(".hk-confirm");
+    box.hidden = false;
+    box.querySelector("[data-confirm=keep]").focus();
+    const answer = await new Promise((resolve) => { this.answerConfirm = resolve; });
+    this.answerConfirm = null;
+    box.hidden = true;
+    if (answer === "save") return this.save();
+    return answer === "discard";
+  }
+
   async open(sha256) {
+    if (sha256 !== this.sha256 && !(await this.confirmLeave())) return;
     this.hidden = false;
     this.sha256 = sha256;
     this.gallery.api = this.api;
@@ -95,8 +130,8 @@ export class ModelDetails extends HTMLElement {
     }
   }
 
-  close() {
-    if (this.hidden) return;
+  async close() {
+    if (this.hidden || !(await this.confirmLeave())) return;
     this.hidden = true;
     this.sha256 = null;
     this.dispatchEvent(new CustomEvent("hk-close", { bubbles: true }));
@@ -149,7 +184,7 @@ export class ModelDetails extends HTMLElement {
     this.tagsInput.commit();
     this.wordsInput.commit();
     const patch = modelPatch(this.record, this.draft());
-    if (!Object.keys(patch).length) return;
+    if (!Object.keys(patch).length) return true;
     const status = this.querySelector(".hk-save-status");
     status.textContent = "Saving…";
     this.showError("");
@@ -158,10 +193,12 @@ export class ModelDetails extends HTMLElement {
       this.fill();
       status.textContent = "Saved";
       this.dispatchEvent(new CustomEvent("hk-model-changed", { detail: { model: this.record }, bubbles: true }));
+      return true;
     } catch (error) {
       status.textContent = "";
       const field = error.details?.field ? ` (${error.details.field})` : "";
       this.showError(`Not saved: ${error.message}${field}`);
+      return false;
     }
   }
 

@@ -1,6 +1,8 @@
-// The manager page's entry: wires the library view (tabs, toolbar, filter, grid) to the details panel.
+// The manager page's entry: wires the library view (tabs, toolbar, filter, grid, details), the
+// pending view (migration wizard) and the settings to one API client and one events socket.
 
 import { createApi } from "../lib/api.mjs";
+import { EventSocket } from "../lib/event-socket.mjs";
 import "../lib/kind-tabs.mjs";
 import "../lib/library-toolbar.mjs";
 import "../lib/model-details.mjs";
@@ -9,11 +11,18 @@ import "../lib/status-box.mjs";
 import "../lib/tag-filter.mjs";
 import { cycleTag, initialQuery, listParams } from "../lib/library-query.mjs";
 import { ModelPages } from "../lib/model-pages.mjs";
+import "./migration-wizard.mjs";
+import "./settings-panel.mjs";
 
 const PREFS_KEY = "hikaze.manager.view";
 const SUMMARY_FIELDS = ["name", "type", "base_model", "size_bytes", "tags", "images_count", "path"];
 
-const api = createApi("");
+const MODES = ["library", "pending", "settings"];
+
+// The sidecar's root is the folder above this module: "/" when served directly, or a prefix
+// such as "/api/hikaze/proxy/" behind ComfyUI's proxy. Every URL is built from it.
+const api = createApi(new URL("../", import.meta.url).href);
+const events = new EventSocket(api.eventsUrl(), ["scan", "import"]);
 const $ = (selector) => document.querySelector(selector);
 const tabs = $("hikaze-kind-tabs");
 const toolbar = $("hikaze-library-toolbar");
@@ -21,6 +30,9 @@ const tagFilter = $("hikaze-tag-filter");
 const grid = $("hikaze-model-grid");
 const status = $("hikaze-status");
 const details = $("hikaze-model-details");
+const wizard = $("hikaze-migration-wizard");
+const settingsPanel = $("hikaze-settings");
+const badge = $(".mm-badge");
 
 const view = { view: "grid", cardWidth: 180, ...readPrefs() };
 let query = { ...initialQuery(), sort: view.sort ?? "name" };
@@ -29,7 +41,11 @@ const pages = new ModelPages((offset, limit) => api.models.list({ ...listParams(
 grid.source = pages;
 grid.imageUrl = api.imageUrl;
 details.api = api;
+wizard.api = api;
+wizard.events = events;
+settingsPanel.api = api;
 applyView();
+events.start();
 
 pages.addEventListener("change", () => {
   grid.refresh();
@@ -53,16 +69,38 @@ details.addEventListener("hk-model-changed", (event) => {
   loadTags();
 });
 document.addEventListener("keydown", onKey);
+window.addEventListener("hashchange", showMode);
+window.addEventListener("beforeunload", (event) => {
+  if (!details.isDirty) return;
+  event.preventDefault();
+  event.returnValue = ""; // the browser asks "Leave site? Changes you made may not be saved."
+});
+wizard.addEventListener("hk-pending-count", (event) => showPendingCount(event.detail.total));
+wizard.addEventListener("hk-library-changed", () => {
+  refreshLibrary();
+  countPending();
+});
+settingsPanel.addEventListener("hk-settings-changed", (event) => applyNsfwDefault(event.detail.nsfw_default));
+events.addEventListener("hk-event", (event) => {
+  const { channel, type, data } = event.detail;
+  const finished = channel === "scan" && ["done", "failed", "cancelled"].includes(type);
+  if (finished || (channel === "import" && type === "completed")) countPending();
+  if (channel === "import" && type === "completed" && data?.success) refreshLibrary();
+});
 
+showMode();
 start();
 
 /** First load: kinds and tags, then the first page. The manager may be down: say so, offer Retry. */
 async function start() {
   status.show("loading", "Loading the library…");
   try {
-    const [{ types }] = await Promise.all([api.models.types(), loadTags()]);
+    countPending(); // the badge need not hold up the grid
+    const [{ types }, , settings] = await Promise.all([
+      api.models.types(), loadTags(), api.settings.get().catch(() => null)]);
     tabs.kinds = types;
     tabs.value = query.type;
+    if (settings) applyNsfwDefault(settings.nsfw_default, false);
     reload();
   } catch (error) {
     status.show("error", error.message, { label: "Retry", run: start });
@@ -74,6 +112,58 @@ async function loadTags() {
   tagFilter.tags = tags;
   tagFilter.state = query;
   details.tagSuggestions = tags.map((tag) => tag.name);
+}
+
+/** Library, Pending or Settings, from the address's #fragment (so reload and links keep it). */
+function showMode() {
+  const wanted = location.hash.slice(1);
+  const mode = MODES.includes(wanted) ? wanted : "library";
+  document.body.dataset.mode = mode;
+  for (const part of document.querySelectorAll("[data-in]")) part.hidden = part.dataset.in !== mode;
+  for (const link of document.querySelectorAll(".mm-modes [data-mode]")) {
+    if (link.dataset.mode === mode) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (mode === "pending") wizard.load().catch((error) => status.show("error", error.message));
+  else if (mode === "settings") settingsPanel.load();
+  else grid.refresh();
+}
+
+async function countPending() {
+  try {
+    showPendingCount((await api.pending.list({ limit: 1 })).total);
+  } catch {
+    badge.hidden = true; // the library view says what is wrong
+  }
+}
+
+function showPendingCount(total) {
+  badge.textContent = total.toLocaleString();
+  badge.hidden = !total;
+  badge.title = `${total} model${total === 1 ? "" : "s"} wait for review`;
+}
+
+/** After an import: kinds, tags and models may all have changed. */
+async function refreshLibrary() {
+  try {
+    const [{ types }] = await Promise.all([api.models.types(), loadTags()]);
+    tabs.kinds = types;
+    tabs.value = query.type;
+  } catch {
+    // the reload below shows the error state
+  }
+  reload();
+}
+
+/** The NSFW setting: "hide" leaves NSFW models out, "blur" lists them blurred, "show" plain. */
+function applyNsfwDefault(choice, reloadNow = true) {
+  document.body.classList.toggle("mm-nsfw-show", choice === "show");
+  const showNsfw = choice !== "hide";
+  if (showNsfw === query.showNsfw) return;
+  query = { ...query, showNsfw };
+  toolbar.values = { ...query, ...view };
+  grid.showNsfw = showNsfw;
+  if (reloadNow) reload();
 }
 
 function setQuery(changes) {
@@ -112,7 +202,9 @@ async function scan() {
   status.show("loading", "Scanning the model folders…");
   try {
     const report = await api.scan.start();
-    status.show("empty", `Found ${report.scanned} files; ${report.added} wait for review in the pending list.`);
+    countPending();
+    status.show("empty", `Found ${report.scanned} files; ${report.added} wait for review in the pending list.`,
+                { label: "Review them", run: () => { location.hash = "#pending"; } });
   } catch (error) {
     status.show("error", error.message, { label: "Retry", run: scan });
   }
@@ -127,6 +219,7 @@ function applyView() {
 }
 
 function onKey(event) {
+  if (document.body.dataset.mode !== "library") return;
   const typing = event.target.closest?.("input, textarea, select, [contenteditable]");
   if (event.key === "Escape") {
     if (details.isOpen) details.close();
