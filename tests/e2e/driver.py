@@ -272,7 +272,8 @@ class Tier:
                     "POST")[0] == 207
         python = os.environ.get("HIKAZE_BROWSER_PYTHON", "python3")
         subprocess.run([python, str(HERE / "frontend_check.py"), self.base, shas["tiny-sd15.safetensors"],
-                        shas["tiny-sd15-lora.safetensors"], found[0]["sha256"], str(self.work / "screenshots")],
+                        shas["tiny-sd15-lora.safetensors"], found[0]["sha256"],
+                        os.environ.get("HIKAZE_SCREENSHOTS", str(self.work / "screenshots"))],
                        check=True, timeout=600)
 
     def check_no_orphans(self) -> None:

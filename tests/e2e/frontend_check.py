@@ -113,7 +113,30 @@ class FrontendCheck:
         assert json.loads(self.payload(ckpt_id))["sha256"] == self.ckpt
         assert [e["sha256"] for e in json.loads(self.payload(lora_id))["loras"]] == self.loras[:1]
         step("dragging a checkpoint and a LoRA from the sidebar created both nodes with their payloads")
+        self.drop_from_other_tab(self.loras[1], lora_id)
+        self.wait("([id, n]) => JSON.parse(app.graph.getNodeById(id).widgets[0].value).loras.length === n", [lora_id, 2])
+        entries = json.loads(self.payload(lora_id))["loras"]
+        assert [e["sha256"] for e in entries] == self.loras, entries
+        self.drop_from_other_tab(self.ckpt, ckpt_id)
+        assert self.nodes_of("HikazeCheckpointLoader") == [ckpt_id], "a checkpoint dropped on our node sets it"
+        step("a model dropped from another page (our drag type) onto our nodes: LoRA appended, checkpoint set")
         return ckpt_id, lora_id
+
+    def drop_from_other_tab(self, sha: str, node_id: int) -> None:
+        """What a drag from the manager page in another tab delivers: our JSON type plus text/plain."""
+        self.js("""([sha, id, kind]) => {
+            const transfer = new DataTransfer();
+            transfer.setData('application/x-hikaze-model', JSON.stringify({sha256: sha, name: 'dropped', type: kind, path: ''}));
+            transfer.setData('text/plain', 'dropped');
+            const node = app.graph.getNodeById(id);
+            const [x, y] = app.canvas.ds.convertOffsetToCanvas([node.pos[0] + 30, node.pos[1] + 40]);
+            const rect = app.canvas.canvas.getBoundingClientRect();
+            const at = {clientX: rect.left + x, clientY: rect.top + y};
+            const target = document.elementFromPoint(at.clientX, at.clientY);
+            for (const type of ['dragenter', 'dragover', 'drop']) {
+                target.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: transfer, ...at}));
+            }
+        }""", [sha, node_id, "checkpoints" if sha == self.ckpt else "loras"])
 
     def pick(self, ckpt_id: int, lora_id: int, vue: bool) -> None:
         self.page.keyboard.press("Escape")
@@ -125,15 +148,21 @@ class FrontendCheck:
         assert json.loads(self.payload(ckpt_id))["sha256"] == self.ckpt
         self.overlay(lora_id, vue).locator(".hk-pick").click()
         marked = dialog.locator(".hk-card.is-marked")
-        marked.first.wait_for()
-        assert marked.evaluate_all("cs => cs.map(c => c.dataset.sha256)") == self.loras[:1], "the held LoRA is pre-selected"
+        self.wait("n => document.querySelectorAll('dialog.hk-picker .hk-card.is-marked').length === n", 2)
+        assert sorted(marked.evaluate_all("cs => cs.map(c => c.dataset.sha256)")) == sorted(self.loras), \
+            "what the node holds is pre-selected"
+        dialog.locator(f".hk-card[data-sha256='{self.loras[1]}']").click()  # deselect
+        dialog.locator(".hk-apply").click()
+        self.wait("() => !document.querySelector('dialog.hk-picker')")
+        assert [e["sha256"] for e in json.loads(self.payload(lora_id))["loras"]] == self.loras[:1]
+        self.overlay(lora_id, vue).locator(".hk-pick").click()
         dialog.locator(f".hk-card[data-sha256='{self.loras[1]}']").click()
         dialog.locator(".hk-apply").click()
         self.wait("() => !document.querySelector('dialog.hk-picker')")
         entries = json.loads(self.payload(lora_id))["loras"]
         assert [e["sha256"] for e in entries] == self.loras, entries
         self.wait("id => app.graph.getNodeById(id).hikazeOverlay.element.querySelectorAll('.hk-lora-row').length === 2", lora_id)
-        step("checkpoint picked through its node; the LoRA picker pre-selected the held LoRA and added a second")
+        step("checkpoint picked through its node; the LoRA picker pre-selected both held LoRAs, removed one, added it back")
 
     def edit_list(self, lora_id: int, vue: bool) -> None:
         rows = self.overlay(lora_id, vue).locator(".hk-lora-row")
@@ -203,6 +232,23 @@ class FrontendCheck:
         assert not self.js("() => window.__hkRuns.failed")
         assert self.payload(lora_id) == saved, "queueing with a model must not change the workflow"
         step("'Queue with this LoRA' from the sidebar executed; the workflow is unchanged")
+        before = self.js("() => window.__hkRuns.ok")
+        for _ in range(2):  # compare: the same checkpoint twice gives two prompts with one click
+            self.card(self.ckpt).click()
+            menu = self.page.locator(".hk-model-menu")
+            name = "Add to compare" if menu.get_by_role("menuitem", name="Add to compare").count() else "Close"
+            menu.get_by_role("menuitem", name=name).click()
+        self.card(self.loras[0]).click()
+        form = self.page.locator(".hk-model-menu .hk-strengths")
+        form.locator("input").fill("0.5, 1")
+        form.get_by_role("button").click()
+        self.wait("n => window.__hkRuns.ok >= n + 2 || window.__hkRuns.failed.length", before)
+        self.page.locator(".hk-compare-run").click()
+        self.wait("n => window.__hkRuns.ok >= n + 3 || window.__hkRuns.failed.length", before)
+        assert not self.js("() => window.__hkRuns.failed")
+        assert self.payload(lora_id) == saved
+        self.page.locator(".hk-compare-clear").click()
+        step("compare: one prompt per LoRA strength (2) and per chosen checkpoint (1), all executed")
 
     def survive(self, ckpt_id: int, lora_id: int, vue: bool) -> None:
         saved = self.payload(lora_id)
@@ -221,6 +267,32 @@ class FrontendCheck:
         self.overlay(lora_id, vue).locator(".hk-lora-row").nth(1).wait_for()
         step("the list survives collapse/expand, switching to another workflow and back, and a page reload")
 
+    def offline(self, lora_id: int) -> None:
+        """The manager unreachable (both its port and ComfyUI's proxy): our panels say so and
+        offer Retry, the canvas keeps working; Retry once it answers again brings the list back."""
+        blocked = lambda route: route.abort()
+        self.page.route(f"http://127.0.0.1:{int(self.base.rsplit(':', 1)[1]) + 1}/**", blocked)
+        self.page.route("**/api/hikaze/proxy/**", blocked)
+        try:
+            for port in range(int(self.base.rsplit(":", 1)[1]) + 2, int(self.base.rsplit(":", 1)[1]) + 21):
+                self.page.route(f"http://127.0.0.1:{port}/**", blocked)  # wherever the manager bound
+            self.page.reload()
+            self.wait("() => window.app?.graph && document.querySelector('style[data-hikaze]')")
+            self.js("() => app.extensionManager.command.execute('Workspace.ToggleSidebarTab.hikaze-library')")
+            status = self.page.locator(".hk-sidebar hikaze-status[data-kind=error]")
+            status.wait_for()
+            assert "does not answer" in status.inner_text(), status.inner_text()
+            self.wait("id => app.graph.getNodeById(id)?.hikazeOverlay?.element.querySelector('.hk-offline')", lora_id)
+            self.js("() => { const n = LiteGraph.createNode('EmptyLatentImage'); app.graph.add(n); }")
+            assert self.js("() => app.graph._nodes.some(n => n.type === 'EmptyLatentImage')")
+            self.shot("offline")
+        finally:
+            self.page.unroute_all()
+        status.get_by_role("button", name="Retry").click()
+        self.wait("() => document.querySelectorAll('.hk-sidebar .hk-card[data-sha256]').length >= 3")
+        self.wait("id => !app.graph.getNodeById(id).hikazeOverlay.element.querySelector('.hk-offline')", lora_id)
+        step("manager unreachable: the sidebar says so with Retry, nodes say 'offline', the canvas works; Retry recovers")
+
     def run_mode(self, vue: bool) -> None:
         name = "Vue-nodes" if vue else "classic"
         put_setting(self.base, "Comfy.VueNodes.Enabled", vue)
@@ -237,6 +309,8 @@ class FrontendCheck:
         self.queue(ckpt_id, lora_id)
         self.survive(ckpt_id, lora_id, vue)
         self.shot(f"after-reload-{name}")
+        if not vue:
+            self.offline(lora_id)
         mine = self.our_errors()
         assert not mine, "console errors from our code:\n" + "\n".join(mine)
         step(f"{name} canvas: no console error from our code ({len(self.errors)} others, e.g. offline checks)")

@@ -37,8 +37,8 @@ export class LibraryPanel {
         <button type="button" class="hk-button hk-primary hk-compare-run">Queue one per checkpoint</button>
         <button type="button" class="hk-button hk-compare-clear">Clear</button>
       </div>
-      <hikaze-model-grid aria-label="Models"></hikaze-model-grid>
-      <hikaze-status></hikaze-status>`;
+      <hikaze-status></hikaze-status>
+      <hikaze-model-grid aria-label="Models"></hikaze-model-grid>`;
     const $ = (selector) => this.element.querySelector(selector);
     this.tabs = $("hikaze-kind-tabs");
     this.toolbar = $("hikaze-library-toolbar");
