@@ -87,6 +87,18 @@ class FrontendCheck:
         self.shot("sidebar")
         step(f"sidebar tab lists the library ({len(shown)} models), NSFW hidden by default")
 
+    def open_manager(self) -> None:
+        """Alt+Shift+M (our command) opens the manager page in a new tab at the discovered URL."""
+        self.page.locator("#graph-canvas").click(position={"x": 900, "y": 900})  # empty canvas, below the banners
+        with self.page.context.expect_page() as opened:
+            self.page.keyboard.press("Alt+Shift+M")
+        manager = opened.value
+        manager.wait_for_load_state()
+        port = int(self.base.rsplit(":", 1)[1])
+        assert manager.url.startswith("http://127.0.0.1:") and int(manager.url.split(":")[2].split("/")[0]) > port, manager.url
+        manager.close()
+        step(f"Alt+Shift+M opened the manager page at {manager.url}")
+
     def card(self, sha: str):
         return self.page.locator(f".hk-sidebar .hk-card[data-sha256='{sha}']")
 
@@ -300,6 +312,8 @@ class FrontendCheck:
         assert self.js("() => app.extensionManager.setting.get('Comfy.VueNodes.Enabled')") is vue
         step(f"--- {name} canvas")
         self.sidebar()
+        if not vue:
+            self.open_manager()
         ckpt_id, lora_id = self.drag_and_drop()
         self.pick(ckpt_id, lora_id, vue)
         self.edit_list(lora_id, vue)

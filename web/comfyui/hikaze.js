@@ -5,7 +5,7 @@ import { installCanvasDrop } from "./canvas-drop.mjs";
 import { Connection } from "./connection.mjs";
 import { comfyApp, toast } from "./host.mjs";
 import { kindOfNode } from "./node-kinds.mjs";
-import { attachOverlay } from "./node-overlay.mjs";
+import { attachOverlay, overlayOf } from "./node-overlay.mjs";
 import { chainAfter } from "./patch.mjs";
 import { LibraryPanel, SIDEBAR_TAB_ID } from "./sidebar.mjs";
 import { installStyles } from "./styles.mjs";
@@ -30,6 +30,9 @@ comfyApp().registerExtension({
     if (!kindOfNode(nodeData.name)) return;
     chainAfter(nodeType.prototype, "onNodeCreated", function attach() {
       attachOverlay(this, connection);
+    });
+    chainAfter(nodeType.prototype, "onRemoved", function detach() {
+      overlayOf(this)?.dispose();
     });
   },
 

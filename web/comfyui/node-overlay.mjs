@@ -45,8 +45,14 @@ class NodeOverlay {
     widget.serialize = false; // not in widgets_values: saved workflows keep the original's layout
     this.widget = widget;
     this.watchPayload();
-    connection.addEventListener("change", () => this.render());
+    this.onConnection = () => this.render();
+    connection.addEventListener("change", this.onConnection);
     this.render();
+  }
+
+  /** The node left the graph: stop listening to the page-wide connection. */
+  dispose() {
+    this.connection.removeEventListener("change", this.onConnection);
   }
 
   /** Re-render whenever the payload changes: loading a workflow, undo, typing in the text box. */
