@@ -4,6 +4,7 @@
 import {
   applyLoraSelection, dumpLoras, dumpModel, labelOf, loraEntry, modelRef, PAYLOAD_WIDGET, readLoras, readModel,
 } from "../lib/node-payload.mjs";
+import { isNsfw } from "../lib/nsfw.mjs";
 import { markModified } from "./host.mjs";
 import { kindOfNode, pathKeyOf } from "./node-kinds.mjs";
 import { openPicker } from "./picker.mjs";
@@ -160,10 +161,13 @@ class NodeOverlay {
     text.title = [ref.path, ref.sha256].filter(Boolean).join("\n");
     box.append(img, text);
     this.connection.details(ref.sha256).then((model) => {
-      if (model?.cover && this.connection.api && this.node.hikazeOverlay?.state?.ref?.sha256 === ref.sha256) {
-        img.src = this.connection.api.imageUrl(model.cover, "medium");
-        img.hidden = false;
+      if (!model?.cover || !this.connection.api || this.state?.ref?.sha256 !== ref.sha256) return;
+      if (isNsfw(model)) {
+        text.append(note("hk-muted", "NSFW: preview hidden"));
+        return; // hidden by default, as everywhere (the picture is never loaded)
       }
+      img.src = this.connection.api.imageUrl(model.cover, "medium");
+      img.hidden = false;
     });
     return box;
   }
@@ -191,6 +195,10 @@ class NodeOverlay {
     const name = note("hk-lora-name", labelOf(entry));
     name.title = [entry.full_path, entry.sha256 || "no sha256: loaded by its path"].filter(Boolean).join("\n");
     if (!entry.sha256) name.classList.add("hk-no-hash");
+    this.connection.details(entry.sha256).then((model) => {
+      const words = model?.meta_json?.trigger_words ?? [];
+      if (words.length) name.title += `\nTrigger words: ${words.join(", ")}`;
+    });
     row.append(toggle, name,
       strength("M", entry.strength_model, (value) => update({ strength_model: value })),
       strength("C", entry.strength_clip, (value) => update({ strength_clip: value })),
