@@ -125,3 +125,12 @@ test("strength lists", () => {
   assert.throws(() => parseStrengths(""), RewriteError);
   assert.throws(() => parseStrengths("0.5, abc"), /'abc' is not a strength/);
 });
+
+test("the shared stylesheet is confined to our elements inside ComfyUI", async () => {
+  const { scopedLibraryCss } = await import("../../web/comfyui/styles.mjs");
+  const css = scopedLibraryCss(":root { --hk-bg: #000; }\ninput, select { color: red; }");
+  assert.match(css, /^@scope \(\.hk-comfy\) \{\n/);
+  assert.match(css, /:scope \{ --hk-bg: #000; \}/);
+  assert.doesNotMatch(css, /:root/);
+  assert.match(css, /input, select \{ color: red; \}\n\}\n$/);
+});
