@@ -3,6 +3,7 @@
 # outside the repository (never committed), then run driver.py against it.
 #   HIKAZE_E2E_CACHE  where ComfyUI and its venv live (default ~/.cache/hikaze-e2e)
 #   HIKAZE_E2E_PORT   ComfyUI's port (default 18188; the manager takes the next free one)
+#   HIKAZE_BROWSER_PYTHON  a Python with playwright for frontend_check.py (default: $PYTHON)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PROJECT="$(cd "$HERE/../.." && pwd)"
@@ -49,6 +50,7 @@ fi
 # What install.py does for a user: our requirements, into ComfyUI's interpreter.
 venv/bin/python -m pip install --quiet -c constraints.txt -r "$PROJECT/requirements.txt"
 
+export HIKAZE_BROWSER_PYTHON="${HIKAZE_BROWSER_PYTHON:-$(command -v "$PY")}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/hikaze-tier.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 venv/bin/python "$HERE/driver.py" "$CACHE/ComfyUI" "$WORK" "$PORT"

@@ -259,6 +259,25 @@ class Tier:
         assert back < 5, f"manager back after {back:.1f} s"
         step(f"killed the manager: a prompt still ran, manager back in {back:.1f} s")
 
+    def check_frontend(self, api: str, shas: dict[str, str]) -> None:
+        """Our panels in the real frontend (frontend_check.py), run with a Python that has
+        playwright ($HIKAZE_BROWSER_PYTHON; ComfyUI's venv has none). A second LoRA (the first
+        with another alpha) gives the picker two to choose."""
+        from safetensors.torch import load_file, save_file
+        second = self.models / "loras" / "tiny-sd15-lora-b.safetensors"
+        weights = load_file(str(self.lora))
+        weights[next(k for k in weights if k.endswith(".alpha"))] *= 0.5
+        save_file(weights, str(second))
+        os.utime(second, (time.time() - 60,) * 2)  # settled: the scan leaves just-written files for later
+        found = self.scan_and_wait(api, [second])
+        assert http(api + "/api/migration/import_models", {"id": [found[0]["id"]], "conflict_strategy": None},
+                    "POST")[0] == 207
+        python = os.environ.get("HIKAZE_BROWSER_PYTHON", "python3")
+        subprocess.run([python, str(HERE / "frontend_check.py"), self.base, shas["tiny-sd15.safetensors"],
+                        shas["tiny-sd15-lora.safetensors"], found[0]["sha256"],
+                        os.environ.get("HIKAZE_SCREENSHOTS", str(self.work / "screenshots"))],
+                       check=True, timeout=600)
+
     def check_no_orphans(self) -> None:
         pid = self.sidecar_pid()
         self.stop()
@@ -280,6 +299,7 @@ def main() -> int:
         tier.check_workflow(shas["tiny-sd15.safetensors"], shas["tiny-sd15-lora.safetensors"], seed=1)
         queue_check.run(api, tier.user, tier.work / "output", shas["tiny-sd15.safetensors"],
                         shas["tiny-sd15-lora.safetensors"], step)
+        tier.check_frontend(api, shas)
         tier.check_moved(api, shas)
         tier.check_unknown(shas)
         tier.check_killed_manager(shas)

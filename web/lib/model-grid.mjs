@@ -10,7 +10,9 @@ const GAP = 8;
 /**
  * Set `source` (a ModelPages), `imageUrl` (url, quality → src), and optionally `view`
  * ("grid" | "list"), `cardWidth` and `showNsfw`, then call refresh(). Dispatches
- * `hk-open` ({detail: {model, index}}) on click or Enter.
+ * `hk-open` ({detail: {model, index}}) on click or Enter. Optional: `isMarked(model)` marks
+ * cards (`.is-marked`, e.g. a multiple choice), `draggableCards` lets cards be dragged (then
+ * `hk-drag` ({detail: {model, event}}) is dispatched on dragstart to fill the dataTransfer).
  */
 export class ModelGrid extends HTMLElement {
   constructor() {
@@ -34,6 +36,7 @@ export class ModelGrid extends HTMLElement {
     this.addEventListener("scroll", () => this.schedule(), { passive: true });
     this.addEventListener("keydown", (event) => this.onKey(event));
     this.addEventListener("click", (event) => this.onClick(event));
+    this.addEventListener("dragstart", (event) => this.onDragStart(event));
     new ResizeObserver(() => this.schedule()).observe(this);
   }
 
@@ -90,6 +93,8 @@ export class ModelGrid extends HTMLElement {
       card.style.height = `${geo.itemHeight}px`;
       const isSelected = index === this.selected;
       card.classList.toggle("is-selected", isSelected);
+      card.classList.toggle("is-marked", Boolean(this.isMarked?.(this.source.get(index))));
+      card.draggable = Boolean(this.draggableCards);
       card.setAttribute("aria-selected", String(isSelected));
     }
     if (this.selected >= 0 && this.active.has(this.selected)) {
@@ -125,6 +130,12 @@ export class ModelGrid extends HTMLElement {
     if (next === null) return;
     event.preventDefault();
     this.select(next);
+  }
+
+  onDragStart(event) {
+    const model = this.source?.get(Number(event.target.closest?.(".hk-card")?.dataset.index));
+    if (!model) return;
+    this.dispatchEvent(new CustomEvent("hk-drag", { detail: { model, event }, bubbles: true }));
   }
 
   onClick(event) {
