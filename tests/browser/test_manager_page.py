@@ -204,3 +204,19 @@ def test_ten_thousand_models_scroll_to_the_end_with_a_bounded_dom(make_page, big
     assert page.locator(".hk-card").count() < 500
     page.wait_for_timeout(300)
     page.screenshot(path=str(shots / "grid-10k-end.png"))
+
+
+def test_a_dragged_card_carries_its_model_for_comfyui(make_page, demo_sidecar):
+    page = open_page(make_page, demo_sidecar)
+    name = card_names(page)[0]
+    dragged = page.evaluate("""() => {
+        const card = document.querySelector('hikaze-model-grid .hk-card:not(.is-placeholder)');
+        const transfer = new DataTransfer();
+        card.dispatchEvent(new DragEvent('dragstart', {dataTransfer: transfer, bubbles: true}));
+        return {draggable: card.draggable, text: transfer.getData('text/plain'),
+                model: JSON.parse(transfer.getData('application/x-hikaze-model') || 'null')};
+    }""")
+    assert dragged["draggable"] and dragged["text"] == name
+    model = dragged["model"]
+    assert model["name"] == name and len(model["sha256"]) == 64 and model["type"]
+    assert api(demo_sidecar, f"/api/models/{model['sha256']}")["name"] == name

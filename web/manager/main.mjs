@@ -10,6 +10,7 @@ import "../lib/model-grid.mjs";
 import "../lib/status-box.mjs";
 import "../lib/tag-filter.mjs";
 import { cycleTag, initialQuery, listParams } from "../lib/library-query.mjs";
+import { writeModelDrag } from "../lib/model-drag.mjs";
 import { ModelPages } from "../lib/model-pages.mjs";
 import "./migration-wizard.mjs";
 import "./settings-panel.mjs";
@@ -62,6 +63,9 @@ toolbar.addEventListener("hk-view-change", (event) => {
 });
 tagFilter.addEventListener("hk-tag-toggle", (event) => setQuery(cycleTag(query, event.detail.name)));
 grid.addEventListener("hk-open", (event) => details.open(event.detail.model.sha256));
+// Cards can be dragged onto ComfyUI's canvas in another tab (docs/web.md, "Inside ComfyUI").
+grid.draggableCards = true;
+grid.addEventListener("hk-drag", (event) => writeModelDrag(event.detail.event.dataTransfer, event.detail.model));
 details.addEventListener("hk-close", () => grid.focus());
 details.addEventListener("hk-model-changed", (event) => {
   const { model } = event.detail;
