@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from urllib.parse import urlencode
 import aiohttp
 from PIL import Image, ImageChops
 
+from bench.sidecar import free_port, start_sidecar, stop_sidecar
 from server import store
 
 log = logging.getLogger("bench.api")
@@ -175,28 +175,6 @@ def make_pngs(rng: random.Random) -> list[bytes]:
 
 # ---------------------------------------------------------------- the sidecar
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_sidecar(data_dir: Path, models_dir: Path, port: int, log_file) -> subprocess.Popen:
-    command = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(data_dir), "--models-dir", str(models_dir)]
-    return subprocess.Popen(command, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT)
-
-
-def stop_sidecar(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 async def wait_healthy(session: aiohttp.ClientSession, base: str,
                        process: subprocess.Popen) -> None:
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
@@ -337,7 +315,7 @@ def run(work: Path) -> dict:
     port = free_port()
     with open(work / "sidecar.log", "wb") as sidecar_log:
         started = time.perf_counter()
-        process = start_sidecar(data_dir, models_dir, port, sidecar_log)
+        process = start_sidecar(data_dir, port, sidecar_log, "--models-dir", str(models_dir))
         try:
             asyncio.run(measure(f"http://127.0.0.1:{port}", process, library, pngs, started,
                                 results, data_dir / "api-key.json"))

@@ -15,18 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-HEALTH_TIMEOUT_S = 30.0
+from bench.sidecar import free_port, start_sidecar, stop_sidecar, wait_healthy
+
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_headers_conformance", "response_schema_conformance",
           "negative_data_rejection", "missing_required_header", "use_after_free",
@@ -67,41 +65,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="concurrent clients (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs, events)")
     return parser.parse_args(argv)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_sidecar(data_dir: Path, port: int, log_file) -> subprocess.Popen:
-    command = [sys.executable, "-m", "server", "--demo", "--host", "127.0.0.1",
-               "--port", str(port), "--data-dir", str(data_dir)]
-    return subprocess.Popen(command, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT)
-
-
-def stop_sidecar(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def wait_healthy(base: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + HEALTH_TIMEOUT_S
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{base}/api/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:  # not listening yet (URLError), or still seeding the demo (timeout)
-            time.sleep(0.05)
-    raise RuntimeError(f"the sidecar was not healthy within {HEALTH_TIMEOUT_S:.0f} s "
-                       f"(exit code {process.poll()})")
 
 
 def api_key(data_dir: Path) -> str | None:
@@ -186,7 +149,7 @@ def run(work: Path, args: argparse.Namespace) -> int:
     port, data_dir, events = free_port(), work / "data", work / "events.ndjson"
     base = f"http://127.0.0.1:{port}"
     with (work / "sidecar.log").open("wb") as log_file:
-        process = start_sidecar(data_dir, port, log_file)
+        process = start_sidecar(data_dir, port, log_file, "--demo")
         try:
             wait_healthy(base, process)
             started = time.monotonic()

@@ -25,8 +25,8 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from bench.api import (BenchError, free_port, percentile, start_sidecar, stop_sidecar, time_get,
-                       wait_healthy)
+from bench.api import BenchError, percentile, time_get, wait_healthy
+from bench.sidecar import free_port, start_sidecar, stop_sidecar
 from server import config as config_module, hashing
 from server.app import create_app
 from server.app_keys import CONFIG, JOBS, SCANNER, STORE
@@ -341,7 +341,7 @@ def run(work: Path) -> dict:
         return results
     port = free_port()
     with open(work / "sidecar.log", "wb") as sidecar_log:
-        process = start_sidecar(data, models, port, sidecar_log)
+        process = start_sidecar(data, port, sidecar_log, "--models-dir", str(models))
         try:
             asyncio.run(over_http(f"http://127.0.0.1:{port}", process,
                                   sorted(big.glob("*.safetensors")), results))

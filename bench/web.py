@@ -16,10 +16,10 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from bench.api import HEALTH_TIMEOUT_S, SEED, build_library, free_port, start_sidecar, stop_sidecar
+from bench.api import SEED, build_library
+from bench.sidecar import free_port, start_sidecar, stop_sidecar, wait_healthy
 
 log = logging.getLogger("bench.web")
 
@@ -57,17 +57,6 @@ SCROLL_TO_END = """async () => {
 }"""
 
 
-def wait_healthy(base: str) -> None:
-    deadline = time.monotonic() + HEALTH_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/api/health", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"the sidecar did not answer within {HEALTH_TIMEOUT_S:.0f} s")
-
-
 def measure(base: str) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -99,10 +88,10 @@ def run(work: Path) -> dict:
     log.info("Library built in %.1f s", time.monotonic() - started)
     port = free_port()
     with open(work / "sidecar.log", "wb") as sidecar_log:
-        process = start_sidecar(data_dir, models_dir, port, sidecar_log)
+        process = start_sidecar(data_dir, port, sidecar_log, "--models-dir", str(models_dir))
         try:
             base = f"http://127.0.0.1:{port}"
-            wait_healthy(base)
+            wait_healthy(base, process)
             return measure(base)
         finally:
             stop_sidecar(process)

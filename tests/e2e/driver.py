@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import queue_check  # beside this script
+from graphs import sampling_graph
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
@@ -136,23 +137,9 @@ class Tier:
 
     # --- the checks ---------------------------------------------------------------------
     def graph(self, ckpt_sha: str, lora_sha: str, seed: int) -> dict:
-        lora = {"version": 2, "loras": [{"name": "tiny", "full_path": "", "sha256": lora_sha,
-                                         "strength_model": STRENGTH, "strength_clip": 1.0,
-                                         "enabled": True}]}
-        return {
-            "1": {"class_type": "HikazeCheckpointLoader",
-                  "inputs": {"hikaze_payload": json.dumps({"ckpt_path": "", "sha256": ckpt_sha})}},
-            "2": {"class_type": "HikazeLoraPowerLoader",
-                  "inputs": {"model": ["1", 0], "clip": ["1", 1], "hikaze_payload": json.dumps(lora)}},
-            "3": {"class_type": "HikazeE2EZeroConditioning", "inputs": {}},
-            "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-            "5": {"class_type": "KSampler", "inputs": {
-                "model": ["2", 0], "positive": ["3", 0], "negative": ["3", 0], "latent_image": ["4", 0],
-                "seed": seed, "steps": 2, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal",
-                "denoise": 1.0}},
-            "6": {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": "tier/latent"}},
-            "7": {"class_type": "ModelSave", "inputs": {"model": ["2", 0], "filename_prefix": "tier/model"}},
-        }
+        graph = sampling_graph(ckpt_sha, lora_sha, seed=seed, strength=STRENGTH, prefix="tier/latent")
+        graph["7"] = {"class_type": "ModelSave", "inputs": {"model": ["2", 0], "filename_prefix": "tier/model"}}
+        return graph
 
     def check_startup(self) -> str:
         log = self.log.read_text(errors="replace")

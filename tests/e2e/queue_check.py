@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from graphs import sampling_graph  # beside this script
+
 TIMEOUT_S = 120.0
 
 
@@ -38,24 +40,6 @@ def wait_finished(api: str, key: str, job_id: str) -> dict:
         time.sleep(0.2)
 
 
-def workflow(ckpt_sha: str, lora_sha: str) -> dict:
-    loras = {"version": 2, "loras": [{"name": "tiny", "full_path": "", "sha256": lora_sha,
-                                      "strength_model": 0.5, "strength_clip": 1.0, "enabled": True}]}
-    return {
-        "1": {"class_type": "HikazeCheckpointLoader",
-              "inputs": {"hikaze_payload": json.dumps({"ckpt_path": "", "sha256": ckpt_sha})}},
-        "2": {"class_type": "HikazeLoraPowerLoader",
-              "inputs": {"model": ["1", 0], "clip": ["1", 1], "hikaze_payload": json.dumps(loras)}},
-        "3": {"class_type": "HikazeE2EZeroConditioning", "inputs": {}},
-        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "5": {"class_type": "KSampler", "inputs": {
-            "model": ["2", 0], "positive": ["3", 0], "negative": ["3", 0], "latent_image": ["4", 0],
-            "seed": 7, "steps": 2, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal",
-            "denoise": 1.0}},
-        "6": {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": "queue/latent"}},
-    }
-
-
 def run(api: str, user_dir: Path, output_dir: Path, ckpt_sha: str, lora_sha: str,
         step=print) -> None:
     key = json.loads((user_dir / "hikaze" / "api-key.json").read_text())["key"]
@@ -64,7 +48,9 @@ def run(api: str, user_dir: Path, output_dir: Path, ckpt_sha: str, lora_sha: str
     step(f"queue: the host ComfyUI is the server 'local' at {listed['servers'][0]['url']}")
 
     status, accepted, _ = call(api, key, "POST", "/api/v1/queue/jobs",
-                               {"workflow": workflow(ckpt_sha, lora_sha), "attach_to": ckpt_sha})
+                               {"workflow": sampling_graph(ckpt_sha, lora_sha, seed=7, strength=0.5,
+                                                              prefix="queue/latent"),
+                                "attach_to": ckpt_sha})
     assert status == 202, accepted
     job = wait_finished(api, key, accepted["job_id"])
     assert job["status"] == "completed", job
