@@ -92,12 +92,15 @@ def quick_check(path: Path) -> str | None:
     """None if SQLite's quick integrity check passes on `path`, else what it found. Opened
     read-only: checking never writes to the file."""
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
         try:
             rows = conn.execute("PRAGMA quick_check").fetchall()
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+            log.warning("Could not check %s now (%s); opening it as usual", path, exc)
+            return None  # busy is not damage: the normal open waits for the lock
         return str(exc)
     problems = [str(row[0]) for row in rows if row[0] != "ok"]
     return "; ".join(problems[:5]) or None

@@ -2,7 +2,7 @@
 
 A damaged database is never written to: the store opens it read-only, no migration runs, the
 background jobs stay off, and every mutating request is answered 503 READ_ONLY, so the user can
-still look at (and export) what SQLite can read, then restore a backup.
+still look at what SQLite can read, then restore a backup.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class LibraryState:
         self.read_only, self.reason = True, f"The library database is damaged: {problem}"
         newest = backups.latest(backups.folder_of(db_path))
         if newest is None:
-            advice = "There is no backup yet; `python -m server export` saves what can still be read."
+            advice = "There is no backup yet: copy library.db somewhere safe before repairing it."
         else:
             advice = (f"The newest backup is {newest.path}. Stop the manager, then run "
                       f"`python -m server restore-backup {newest.path}` (the damaged file is kept).")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from nodes.sidecar import healthy
 from server import backups, legacy, library, migrations, store
 from server.__main__ import main as cli
 from tests.factories import bearer, expect_error
@@ -171,6 +172,7 @@ def test_the_sidecar_starts_read_only_on_a_damaged_library(tmp_path):
                                stderr=subprocess.STDOUT, text=True)
     try:
         health = get_json(port, "/api/health")
+        assert healthy("127.0.0.1", port)  # ComfyUI's supervisor counts it as up: no restart loop
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/models/{SHA}",
                                          data=b'{"name": "x"}', method="PATCH",
                                          headers={"Content-Type": "application/json"})
