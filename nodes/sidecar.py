@@ -182,7 +182,8 @@ def healthy(address: str, port: int, timeout: float = 1.0) -> bool:
     host = f"[{address}]" if ":" in address else address
     try:
         with urllib.request.urlopen(f"http://{host}:{port}/api/health", timeout=timeout) as answer:
-            return answer.status == 200 and json.load(answer).get("status") == "ok"
+            # read_only: up, serving a damaged library without changing it (docs/data-safety.md)
+            return answer.status == 200 and json.load(answer).get("status") in ("ok", "read_only")
     except (OSError, ValueError):  # URLError and timeouts are OSErrors; ValueError: bad JSON
         return False
 

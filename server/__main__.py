@@ -1,7 +1,11 @@
 """Command line: `python -m server [serve] [--host --port --data-dir --config --models-dir
 --comfyui --demo]` runs the manager until SIGINT or SIGTERM; `python -m server migrate-legacy
 --db FILE [--images-dir DIR] [--dry-run]` brings a Hikaze v1 database into the library;
-`python -m server api-key show|regenerate` prints or replaces the public API's key."""
+`python -m server api-key show|regenerate` prints or replaces the public API's key;
+`python -m server export [--out FILE] [--images ARCHIVE]` writes the user data as JSON (and the
+pictures as a tar archive); `python -m server import FILE [--images ARCHIVE] [--dry-run]` merges
+such an export into the library; `python -m server restore-backup FILE` puts a backup of the
+database back (docs/data-safety.md)."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import __version__, config as config_module, demo, legacy
+from . import __version__, backups, config as config_module, demo, legacy, user_data
 from .api_key import ApiKey, KeyFileError
 from .app import create_app
 from .errors import ApiError
@@ -51,7 +55,24 @@ def parser() -> argparse.ArgumentParser:
     key.add_argument("action", choices=("show", "regenerate"))
     key.add_argument("--data-dir", help="where the library lives (default $HIKAZE_HOME or ~/.hikaze)")
     key.add_argument("--config", help="config file (default <data dir>/config.yaml)")
+    _add_data_commands(commands)
     return main
+
+
+def _add_data_commands(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser("export", help="write the user data (not the model files) as JSON")
+    export.add_argument("--out", help="the JSON file to write (default: standard output)")
+    export.add_argument("--images", metavar="ARCHIVE", help="also write the pictures as a tar archive")
+    restore = commands.add_parser("import", help="merge an export into the library")
+    restore.add_argument("file", help="a JSON file written by `export`")
+    restore.add_argument("--images", metavar="ARCHIVE", help="the pictures archive written with it")
+    restore.add_argument("--dry-run", action="store_true", help="report what would happen; change nothing")
+    back = commands.add_parser("restore-backup", help="put a backup of the database back "
+                               "(the manager must be stopped)")
+    back.add_argument("file", help="a backup, e.g. <data dir>/backups/library-...db")
+    for target in (export, restore, back):
+        target.add_argument("--data-dir", help="where the library lives (default $HIKAZE_HOME or ~/.hikaze)")
+        target.add_argument("--config", help="config file (default <data dir>/config.yaml)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return migrate_legacy(args)
     if args.command == "api-key":
         return api_key(args)
+    if args.command in DATA_COMMANDS:
+        return DATA_COMMANDS[args.command](args)
     try:
         config = config_module.load(data_dir=args.data_dir, config_file=args.config, host=args.host,
                                     port=args.port, models_dir=args.models_dir,
@@ -184,6 +207,59 @@ def api_key(args: argparse.Namespace) -> int:
         value = ApiKey(config.data_dir / "api-key.json").regenerate()  # replace a broken file
     sys.stdout.write(value + "\n")
     return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    """Exit 0 when written, 2 when the library cannot be opened or a file cannot be written."""
+    try:
+        config = config_module.load(data_dir=args.data_dir, config_file=args.config)
+        document, report = user_data.export_library(config, _path(args.images))
+    except (config_module.ConfigError, ApiError, OSError) as exc:
+        log.error("Cannot export: %s", exc)
+        return 2
+    text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+    if args.out:
+        user_data.write_text_atomic(_path(args.out), text)
+        log.info("Exported %s", json.dumps(report))
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def import_(args: argparse.Namespace) -> int:
+    """Print the import report as JSON; exit 2 (nothing written) when the document, the archive
+    or the library cannot be used."""
+    try:
+        config = config_module.load(data_dir=args.data_dir, config_file=args.config)
+        report = user_data.import_library(config, _path(args.file), _path(args.images),
+                                          args.dry_run)
+    except (config_module.ConfigError, ApiError, OSError) as exc:
+        log.error("Cannot import: %s", exc)
+        return 2
+    sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def restore_backup(args: argparse.Namespace) -> int:
+    """Exit 0 when restored, 2 when the file is no usable backup, 3 while a manager runs."""
+    try:
+        config = config_module.load(data_dir=args.data_dir, config_file=args.config)
+        report = backups.restore(_path(args.file), config.data_dir)
+    except backups.ManagerRunning as exc:
+        log.error("Cannot restore: %s", exc)
+        return 3
+    except (config_module.ConfigError, backups.RestoreRefused, OSError) as exc:
+        log.error("Cannot restore: %s", exc)
+        return 2
+    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+DATA_COMMANDS = {"export": export, "import": import_, "restore-backup": restore_backup}
+
+
+def _path(path: str | None) -> Path | None:
+    return Path(_absolute(path)) if path else None
 
 
 def _absolute(path: str | None) -> str | None:

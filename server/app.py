@@ -12,10 +12,10 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from . import demo, routes, security
+from . import backups, demo, integrity, routes, security
 from .api_key import ApiKey
-from .app_keys import (API_KEY, CONFIG, EVENTS, GALLERY, GEN_QUEUE, IMAGE_THREADS, JOBS, SCANNER,
-                       STARTED_AT, STORE)
+from .app_keys import (API_KEY, CONFIG, EVENTS, GALLERY, GEN_QUEUE, IMAGE_THREADS, JOBS,
+                       LIBRARY_STATE, SCANNER, STARTED_AT, STORE)
 from .config import Config
 from .errors import error_middleware
 from .events import Events
@@ -32,9 +32,10 @@ BACKGROUND_NICE = 10
 
 
 def create_app(config: Config) -> web.Application:
+    state = integrity.LibraryState()
     app = web.Application(
         middlewares=[security.make_middleware(config.cors_origins, config.allowed_hosts),
-                     error_middleware],
+                     integrity.make_middleware(state), error_middleware],
         client_max_size=config.max_upload_bytes + FORM_OVERHEAD,
     )
     store = Store(config.db_path)
@@ -43,6 +44,7 @@ def create_app(config: Config) -> web.Application:
     threads = ThreadPoolExecutor(max_workers=max(1, min(IMAGE_WORKERS, (os.cpu_count() or 2) - 1)),
                                  thread_name_prefix="hikaze-image", initializer=lower_priority)
     app[CONFIG] = config
+    app[LIBRARY_STATE] = state
     app[API_KEY] = ApiKey.in_data_dir(config.data_dir)
     app[STORE] = store
     app[IMAGE_THREADS] = threads
@@ -77,19 +79,28 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     config.images_dir.mkdir(parents=True, exist_ok=True)
     app[EVENTS].bind(asyncio.get_running_loop())
-    await app[STORE].open()
-    try:
-        if config.demo:
-            await demo.seed(app[STORE], app[GALLERY], config)
-        yield
-    finally:
-        app[IMAGE_THREADS].shutdown(wait=True)
-        await app[STORE].close()
+    state = app[LIBRARY_STATE]
+    await asyncio.get_running_loop().run_in_executor(None, state.check, config.db_path)
+    # Held while we run, so `restore-backup` cannot swap the database under us.
+    with backups.manager_lock(config.data_dir) as held:
+        if not held:
+            log.warning("Another manager seems to use %s too", config.data_dir)
+        await app[STORE].open(read_only=state.read_only)
+        try:
+            if config.demo and not state.read_only:
+                await demo.seed(app[STORE], app[GALLERY], config)
+            yield
+        finally:
+            app[IMAGE_THREADS].shutdown(wait=True)
+            await app[STORE].close()
 
 
 async def _scanning(app: web.Application) -> AsyncIterator[None]:
     """Resume unfinished hashing and run scheduled scans; stop both (keeping finished work)
-    before the store closes."""
+    before the store closes. Nothing runs on a read-only library."""
+    if app[LIBRARY_STATE].read_only:
+        yield
+        return
     app[SCANNER].start()
     try:
         yield
@@ -100,6 +111,9 @@ async def _scanning(app: web.Application) -> AsyncIterator[None]:
 async def _generation_queue(app: web.Application) -> AsyncIterator[None]:
     """Follow unfinished generation jobs (those of an earlier run too); stop following them,
     leaving them unfinished for the next start, before the store closes."""
+    if app[LIBRARY_STATE].read_only:
+        yield
+        return
     await app[GEN_QUEUE].start()
     try:
         yield

@@ -9,6 +9,7 @@ from .api_key import ApiKey
 from .config import Config
 from .events import Events
 from .images import Gallery
+from .integrity import LibraryState
 from .jobs import Jobs
 from .queue import Queue
 from .scanner import Scanner
@@ -24,3 +25,4 @@ STARTED_AT = web.AppKey("started_at", float)
 JOBS = web.AppKey("jobs", Jobs)
 SCANNER = web.AppKey("scanner", Scanner)
 GEN_QUEUE = web.AppKey("gen_queue", Queue)  # generation jobs (JOBS are the scan/hash jobs)
+LIBRARY_STATE = web.AppKey("library_state", LibraryState)  # read-only after a failed check

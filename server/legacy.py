@@ -6,8 +6,9 @@ model fills only its blank fields, adds tags and images, and leaves a `legacy` r
 (v1 ids, migrated image names, v1 params); later runs leave such a model alone except for retrying
 images that were missing. A pending item is marked by its `legacy_id` the same way.
 
-Reading v1 and Pillow run on a worker thread; each model is written in its own transaction on the
-store thread. A dry run makes the same decisions in a transaction it rolls back, and stores no file.
+A real run first backs the library up (backups.py). Reading v1 and Pillow run on a worker
+thread; each model is written in its own transaction on the store thread. A dry run makes the
+same decisions in a transaction it rolls back, and stores no file.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from sqlite_utils import Database
 
-from . import images, legacy_source, library, metadata, pending, schemas, tags
+from . import backups, images, legacy_source, library, metadata, pending, schemas, tags
 from .config import Config
 from .errors import Conflict, Invalid
 from .events import Events
@@ -100,6 +101,8 @@ class Migration:
 
     async def migrate(self, source: Source, dry_run: bool = False) -> dict:
         models = await self._work(legacy_source.read, source)
+        if not dry_run:  # the library as it was, in case the user wants it back
+            await self.store.run(backup_library, self.store.path)
         report = Report(dry_run, total=len(models))
         last = 0.0
         for done, model in enumerate(models, 1):
@@ -152,6 +155,10 @@ def run_standalone(config: Config, db_path: str, images_dir: str | None = None,
                 await store.close()
 
     return asyncio.run(main())
+
+
+def backup_library(db: Database, db_path: Path) -> backups.Backup:
+    return backups.make(db.conn, backups.folder_of(db_path), "legacy-import")
 
 
 # --- store thread: decide ---------------------------------------------------------------------

@@ -342,3 +342,61 @@ SETTINGS = {
     },
 }
 _VALIDATORS[id(SETTINGS)] = Draft202012Validator(SETTINGS)
+
+
+# --- the export document (server/user_data.py); `format` and a newer schema_version are
+# refused before this runs, with their own messages ---
+_epoch_ms = {"type": "integer", "minimum": 0}
+_tag_name = {"type": "string", "minLength": 1, "maxLength": 100}
+_EXPORTED_IMAGE = {
+    "type": "object",
+    "required": ["image_sha256", "width", "height"],
+    "properties": {
+        "image_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "width": {"type": "integer", "minimum": 1},
+        "height": {"type": "integer", "minimum": 1},
+        "seq": {"type": "integer", "minimum": 0},
+        "nsfw_level": {"type": "integer", "minimum": 0, "maximum": 32},
+        "prompt": _text,
+        "negative_prompt": _text,
+        "generation_params": GENERATION_PARAMS,
+        "source": {"type": "string", "maxLength": 100},
+        "created_at": _epoch_ms,
+    },
+}
+USER_DATA = {
+    "type": "object",
+    "required": ["format", "schema_version", "exported_at", "models"],
+    "properties": {
+        "format": {"const": "hikaze-user-data"},
+        "schema_version": {"type": "integer", "minimum": 1},
+        "exported_at": {"type": "string"},
+        "app_version": {"type": "string"},
+        "models": {"type": "array", "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["sha256"],
+            "properties": {
+                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "name": {"type": "string", "maxLength": 500},
+                "type": {"type": "string", "maxLength": 64},
+                "base_model": {"type": "string", "maxLength": 200},
+                "size_bytes": {"type": "integer", "minimum": 0},
+                "created_at": _epoch_ms,
+                "updated_at": _epoch_ms,
+                "meta": META,
+                "tags": {"type": "array", "items": _tag_name},
+                "images": {"type": "array", "items": _EXPORTED_IMAGE},
+            },
+        }},
+        "tags": {"type": "array", "items": _tag_name},
+        "settings": {"type": "object"},
+        "servers": {"type": "array", "items": {
+            "type": "object",
+            "required": ["alias", "url"],
+            "properties": {"alias": {"type": "string", "pattern": SERVER_ALIAS_PATTERN},
+                           "url": _server_url, "created_at": _epoch_ms, "updated_at": _epoch_ms},
+        }},
+    },
+}
+_VALIDATORS[id(USER_DATA)] = Draft202012Validator(USER_DATA)

@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 
 from sqlite_utils import Database
 
-from . import migrations
+from . import backups, migrations
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,10 +30,23 @@ def connect(path: Path) -> Database:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
+    # An existing library about to change schema is copied first: a failed or unwanted
+    # migration can be undone by restoring that copy (docs/data-safety.md).
+    if migrations.migrations.applied(db) and migrations.migrations.pending(db):
+        backups.make(conn, backups.folder_of(path), "migration")
     applied = migrations.apply(db)
     if applied:
         log.info("Database %s migrated: %s", path, ", ".join(applied))
     return db
+
+
+def connect_read_only(path: Path) -> Database:
+    """Open a damaged library for reading only: no migration, and SQLite itself refuses
+    every write, so the file stays as it was found."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
+                           isolation_level=None)
+    conn.execute("PRAGMA query_only=ON")
+    return Database(conn)
 
 
 class Store:
@@ -44,8 +57,8 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hikaze-store")
         self._db: Database | None = None
 
-    async def open(self) -> None:
-        self._db = await self._submit(connect, self.path)
+    async def open(self, read_only: bool = False) -> None:
+        self._db = await self._submit(connect_read_only if read_only else connect, self.path)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(db, *args)` on the store thread and return its result."""

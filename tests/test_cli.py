@@ -118,3 +118,48 @@ def test_models_dir_flag_gives_the_types(tmp_path, make_tree):
     finally:
         stop(process)
     assert types == ["checkpoints", "loras", "vae"]
+
+
+# --- export / import / restore-backup (server/user_data.py, server/backups.py) -----------------
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_export_to_stdout_then_import_with_a_dry_run_and_for_real(tmp_path):
+    from server import library, store
+    source = store.connect(tmp_path / "a" / "library.db")
+    library.add_model(source, library.NewModel(sha256="e" * 64, name="Exported", type="loras",
+                                               size_bytes=1, created_at=1, tags=("kept",)))
+    source.conn.close()
+
+    exported = run_cli("export", "--data-dir", str(tmp_path / "a"))
+    assert exported.returncode == 0, exported.stderr
+    document = json.loads(exported.stdout)
+    assert document["format"] == "hikaze-user-data" and document["models"][0]["tags"] == ["kept"]
+    file = tmp_path / "export.json"
+    file.write_text(exported.stdout)
+
+    dry = run_cli("import", str(file), "--dry-run", "--data-dir", str(tmp_path / "b"))
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["models_added"] == 1 and not (tmp_path / "b" / "library.db").exists()
+    done = run_cli("import", str(file), "--data-dir", str(tmp_path / "b"))
+    assert json.loads(done.stdout)["models_added"] == 1
+    again = run_cli("export", "--out", str(tmp_path / "b.json"), "--images", str(tmp_path / "b.tar"),
+                    "--data-dir", str(tmp_path / "b"))
+    assert again.returncode == 0 and again.stdout == ""
+    assert json.loads((tmp_path / "b.json").read_text())["models"] == document["models"]
+    assert (tmp_path / "b.tar").is_file()
+
+
+def test_import_refuses_a_newer_export_and_export_a_missing_library(tmp_path):
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({"format": "hikaze-user-data", "schema_version": 99,
+                                 "exported_at": "", "models": []}))
+    refused = run_cli("import", str(newer), "--data-dir", str(tmp_path / "d"))
+    assert refused.returncode == 2 and "newer Hikaze" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "d" / "library.db").exists()
+    missing = run_cli("export", "--data-dir", str(tmp_path / "none"))
+    assert missing.returncode == 2 and "no library" in missing.stderr
+    assert not (tmp_path / "none" / "library.db").exists()

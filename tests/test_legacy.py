@@ -146,7 +146,8 @@ def open_library(config):
 
 
 def snapshot(config) -> dict:
-    """Every row of the library's tables and every file under the data folder but the db."""
+    """Every row of the library's tables and every file under the data folder but the db (and
+    its backups: a real run makes one each time)."""
     db = open_library(config)
     try:
         tables = {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in (
@@ -154,7 +155,8 @@ def snapshot(config) -> dict:
     finally:
         db.conn.close()
     files = sorted(str(p.relative_to(config.data_dir)) for p in config.data_dir.rglob("*")
-                   if p.is_file() and not p.name.startswith("library.db"))
+                   if p.is_file() and not p.name.startswith("library.db")
+                   and p.relative_to(config.data_dir).parts[0] != "backups")
     return {**tables, "files": files}
 
 
