@@ -12,7 +12,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from . import demo, routes, security
+from . import demo, recovery, routes, security
 from .api_key import ApiKey
 from .app_keys import (API_KEY, CONFIG, EVENTS, GALLERY, GEN_QUEUE, IMAGE_THREADS, JOBS, SCANNER,
                        STARTED_AT, STORE)
@@ -78,6 +78,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     config.images_dir.mkdir(parents=True, exist_ok=True)
     app[EVENTS].bind(asyncio.get_running_loop())
     await app[STORE].open()
+    await app[STORE].run(recovery.clean_up, config.images_dir, config.pending_dir)
     try:
         if config.demo:
             await demo.seed(app[STORE], app[GALLERY], config)

@@ -1,0 +1,262 @@
+"""Crashes: the manager killed (SIGKILL) in the middle of an import, a hash job, an image upload and
+a legacy migration; after a restart the library is whole and the interrupted work can finish."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import http.client
+import io
+import json
+import os
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from PIL import Image
+
+from tests.factories import png_bytes, write_safetensors
+from tests.processes import (Manager, library_problems, open_library, record_figures, upload_form,
+                             wait_until)
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL and signals are POSIX")
+SETTLED = time.time() - 3600  # older than the scanner's settle time: no file is deferred
+IMPORT_FILES = 1000
+TAG = "crashproof"
+
+
+def settle(path: Path) -> None:
+    os.utime(path, (SETTLED, SETTLED))
+
+
+def tiny_models(root: Path, count: int) -> dict[str, str]:
+    """`count` distinct tiny safetensors files in root/loras with a tag in their header;
+    path → sha256."""
+    files = {}
+    for i in range(count):
+        path = root / "loras" / f"batch{i // 100}" / f"m{i:04d}.safetensors"
+        files[str(path)] = write_safetensors(path, i, {"modelspec.tags": TAG})
+        settle(path)
+    return files
+
+
+async def kill_on_event(manager: Manager, channel: str, begin, when,
+                        timeout: float = 120.0) -> dict:
+    """Subscribe to `channel` on the events socket, call `begin()`, and SIGKILL the manager at
+    the first event whose data `when` accepts."""
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{manager.base}/api/ws") as socket:
+            await socket.send_json({"type": "subscribe", "channel": channel})
+            assert (await socket.receive_json(timeout=10))["type"] == "subscribed"
+            begin()
+            deadline = time.monotonic() + timeout
+            async for message in socket:
+                event = message.json()
+                if event.get("channel") == channel and when(event.get("data") or {}):
+                    manager.kill()
+                    return event
+                assert time.monotonic() < deadline, f"no {channel} event to kill on in {timeout} s"
+    raise AssertionError(f"the events socket closed before the kill:\n{manager.log()}")
+
+
+def in_background(fn, *args) -> threading.Thread:
+    """Run a blocking request that the kill will cut short; its connection error is expected."""
+    def run():
+        try:
+            fn(*args)
+        except (OSError, http.client.HTTPException):
+            pass
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def scan_and_hash(manager: Manager) -> dict:
+    report = manager.json("POST", "/api/scan")
+    if report["hash_job"]:
+        manager.wait_job(report["hash_job"])
+    return report
+
+
+def pending_ids(manager: Manager) -> list[int]:
+    return [item["id"] for item in
+            manager.json("GET", "/api/migration/pending_models?limit=100000")["models"]]
+
+
+def import_state(data_dir: Path, files: dict[str, str]) -> tuple[int, int, list[str]]:
+    """(imported, pending, problems) of the test's model files: each must be either fully
+    imported (model, tag, present file row with its sha256) or still pending, never both."""
+    with open_library(data_dir) as db:
+        models = {row[0] for row in db.execute("SELECT sha256 FROM models")}
+        tagged = {row[0] for row in db.execute(
+            "SELECT sha256 FROM model_tags JOIN tags ON tags.id = tag_id WHERE name = ?", [TAG])}
+        rows = {row[0]: row[1:] for row in db.execute("SELECT path, sha256, state FROM files")}
+        pending = {row[0] for row in db.execute("SELECT path FROM pending_import")}
+    imported, problems = 0, []
+    for path, sha in files.items():
+        if sha in models:
+            imported += 1
+            if path in pending or sha not in tagged or rows.get(path) != (sha, "present"):
+                problems.append(f"{path}: half imported (pending {path in pending}, "
+                                f"tagged {sha in tagged}, file row {rows.get(path)})")
+        elif path not in pending:
+            problems.append(f"{path}: neither imported nor pending")
+    return imported, len(pending), problems
+
+
+async def test_kill_during_a_1000_file_import_leaves_each_item_imported_or_pending(tmp_path):
+    files = tiny_models(tmp_path / "models", IMPORT_FILES)
+    data = tmp_path / "data"
+    manager = Manager.launch(data, tmp_path / "models")
+    try:
+        await asyncio.to_thread(scan_and_hash, manager)
+        ids = await asyncio.to_thread(pending_ids, manager)
+        assert len(ids) == IMPORT_FILES
+        event = await kill_on_event(
+            manager, "import",
+            lambda: in_background(manager.call, "POST", "/api/migration/import_models",
+                                  {"id": ids}),
+            lambda data: data.get("phase") == "importing" and 0 < data["done"] < IMPORT_FILES)
+    finally:
+        manager.stop()
+    assert library_problems(data) == []
+    imported, waiting, problems = import_state(data, files)
+    assert problems == []
+    assert 0 < imported < IMPORT_FILES and imported + waiting == IMPORT_FILES, (imported, event)
+
+    manager = Manager.launch(data, tmp_path / "models")
+    try:
+        rest = await asyncio.to_thread(pending_ids, manager)
+        report = await asyncio.to_thread(manager.json, "POST", "/api/migration/import_models",
+                                         {"id": rest}, 207)
+    finally:
+        manager.stop()
+    assert len(report["success"]) == len(rest) == waiting and not report["failed"]
+    assert import_state(data, files) == (IMPORT_FILES, 0, [])
+    assert library_problems(data) == []
+
+
+def sparse_models(root: Path, count: int, megabytes: int) -> dict[str, str]:
+    """Large valid safetensors files that cost no disk (their weights are a hole of zeros);
+    path → sha256. Hashing them takes real time, which the kill needs."""
+    files = {}
+    for i in range(count):
+        path = root / "checkpoints" / f"big{i:02d}.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = megabytes << 20
+        header = json.dumps({"w": {"dtype": "U8", "shape": [size], "data_offsets": [0, size]},
+                             "__metadata__": {"copy": str(i)}}).encode()
+        header += b" " * (-len(header) % 8)
+        with open(path, "wb") as out:
+            out.write(struct.pack("<Q", len(header)) + header)
+            out.truncate(8 + len(header) + size)
+        digest = hashlib.sha256(struct.pack("<Q", len(header)) + header)
+        zeros = bytes(4 << 20)
+        for _ in range(size // len(zeros)):
+            digest.update(zeros)
+        files[str(path)] = digest.hexdigest()
+        settle(path)
+    return files
+
+
+def file_hashes(data_dir: Path) -> dict[str, str | None]:
+    with open_library(data_dir) as db:
+        return dict(db.execute("SELECT path, sha256 FROM files"))
+
+
+def test_kill_during_a_hash_job_keeps_finished_digests_and_the_job_resumes(tmp_path):
+    files = sparse_models(tmp_path / "models", 6, 256)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "config.yaml").write_text("hash_workers: 1\n")  # one file at a time: a long job
+    manager = Manager.launch(data, tmp_path / "models")
+    try:
+        job_id = manager.json("POST", "/api/scan")["hash_job"]
+
+        def midway():
+            job = manager.json("GET", f"/api/jobs/{job_id}")
+            assert job["state"] in ("queued", "running"), f"the job ended before the kill: {job}"
+            return job if 2 <= job["files_done"] <= len(files) - 2 else None
+
+        job = wait_until(midway, 60, "the hash job to be half done", every=0.01)
+        manager.kill()
+    finally:
+        manager.stop()
+    assert library_problems(data) == []
+    before = file_hashes(data)
+    assert set(before) == set(files) and None in before.values(), before
+    kept = {path: sha for path, sha in before.items() if sha}
+    assert all(files[path] == sha for path, sha in kept.items())
+
+    manager = Manager.launch(data, tmp_path / "models")  # resumes hashing on its own
+    try:
+        wait_until(lambda: None not in file_hashes(data).values(), 120, "the resumed hash job")
+    finally:
+        manager.stop()
+    assert file_hashes(data) == files
+    assert library_problems(data) == []
+    record_figures("hash_kill", files=len(files), bytes=sum(Path(p).stat().st_size for p in files),
+                   done_at_kill=job["files_done"], digests_kept=len(kept))
+
+
+def big_png(side: int = 4800) -> bytes:
+    """A valid PNG of `side`² pixels that compresses well: seconds of decoding and WebP
+    encoding for the manager, a small body for the test."""
+    gradient = Image.radial_gradient("L").resize((side, side))
+    picture = Image.merge("RGB", (gradient, gradient.transpose(Image.Transpose.ROTATE_90),
+                                  gradient.transpose(Image.Transpose.FLIP_TOP_BOTTOM)))
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def gallery(data_dir: Path) -> list[tuple]:
+    with open_library(data_dir) as db:
+        return db.execute("SELECT sha256, seq, image_sha256 FROM images ORDER BY 1, 2").fetchall()
+
+
+def storing(images_dir: Path, before: set[Path]) -> bool:
+    return any(p.is_file() and p not in before for p in images_dir.rglob("*"))
+
+
+@pytest.mark.parametrize("moment", ["body in flight", "pictures being written"])
+def test_kill_during_an_image_upload_leaves_no_half_picture(tmp_path, moment):
+    data, picture = tmp_path / "data", big_png()
+    manager = Manager.launch(data, None, "--demo")
+    try:
+        earlier = gallery(data)
+        sha = earlier[0][0]
+        body, headers = upload_form({"sha256": sha}, picture)
+        if moment == "body in flight":
+            with socket.create_connection(("127.0.0.1", manager.port)) as raw:
+                raw.sendall(f"POST /api/images/upload HTTP/1.1\r\nHost: 127.0.0.1:{manager.port}"
+                            f"\r\nContent-Type: {headers['Content-Type']}\r\n"
+                            f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:len(body) // 2])
+                manager.kill()
+        else:
+            before = set((data / "images").rglob("*"))
+            in_background(lambda: manager.call("POST", "/api/images/upload", data=body,
+                                               headers=headers))
+            wait_until(lambda: storing(data / "images", before), 60,
+                       "the upload to start writing its pictures", every=0.005)
+            manager.kill()
+    finally:
+        manager.stop()
+    added = set(gallery(data)) - set(earlier)
+    assert set(earlier) <= set(gallery(data)) and added <= {
+        (sha, len([row for row in earlier if row[0] == sha]), hashlib.sha256(picture).hexdigest())}
+
+    manager = Manager.launch(data, None, "--demo")
+    try:
+        assert library_problems(data) == []
+        record = manager.json("POST", "/api/images/upload", None, data=body, headers=headers)
+        status, webp = manager.call("GET", record["image"]["url"])
+    finally:
+        manager.stop()
+    assert status == 200 and webp[:4] == b"RIFF"
+    assert library_problems(data) == []
+    assert set(earlier) < set(gallery(data))
+    record_figures(f"upload_kill[{moment}]", acknowledged_before_kill=bool(added))
