@@ -9,6 +9,7 @@ import io
 import json
 import os
 import socket
+import sqlite3
 import struct
 import threading
 import time
@@ -19,6 +20,7 @@ import pytest
 from PIL import Image
 
 from tests.factories import png_bytes, write_safetensors
+from tests.test_legacy import V1_SCHEMA
 from tests.processes import (Manager, library_problems, open_library, record_figures, upload_form,
                              wait_until)
 
@@ -260,3 +262,72 @@ def test_kill_during_an_image_upload_leaves_no_half_picture(tmp_path, moment):
     assert library_problems(data) == []
     assert set(earlier) < set(gallery(data))
     record_figures(f"upload_kill[{moment}]", acknowledged_before_kill=bool(added))
+
+
+LEGACY_MODELS = 240
+
+
+def build_v1(root: Path, count: int) -> tuple[Path, Path]:
+    """A Hikaze v1 database (as tests/test_legacy.py builds it) of `count` hashed models, each
+    with a tag and its own picture; returns (database, images folder)."""
+    db_path, images_dir = root / "v1" / "hikaze_mm.sqlite3", root / "v1" / "images"
+    images_dir.mkdir(parents=True)
+    rows = []
+    for i in range(count):
+        name = f"model_{i + 1}_1712000000000_p.png"
+        (images_dir / name).write_bytes(png_bytes(colour=(i % 256, i // 256, 77)))
+        rows.append((i + 1, f"/nowhere/loras/v1_{i}.safetensors", f"v1 model {i}", "lora", 1000,
+                     legacy_sha(i), 1712000000000, None,
+                     json.dumps({"description": f"model {i}", "images": [f"/media/{name}"]})))
+    with sqlite3.connect(db_path) as conn:
+        conn.executescript(V1_SCHEMA)
+        conn.executemany("INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute(f"INSERT INTO tags(id, name, created_at) VALUES (1, '{TAG}', 0)")
+        conn.executemany("INSERT INTO model_tags VALUES (?, 1)", [(i + 1,) for i in range(count)])
+    conn.close()
+    return db_path, images_dir
+
+
+def legacy_sha(i: int) -> str:
+    return hashlib.sha256(f"v1 model {i}".encode()).hexdigest()
+
+
+def legacy_state(data_dir: Path, count: int) -> tuple[int, list[str]]:
+    """(migrated, problems): each v1 model is absent or whole (tag, one picture, marker)."""
+    with open_library(data_dir) as db:
+        rows = {row[0]: row[1:] for row in db.execute(
+            "SELECT m.sha256, json_extract(m.meta, '$.legacy.images'), "
+            "(SELECT count(*) FROM images i WHERE i.sha256 = m.sha256), "
+            "(SELECT count(*) FROM model_tags t WHERE t.sha256 = m.sha256) FROM models m")}
+    problems = [f"model {i}: {rows[legacy_sha(i)]}" for i in range(count)
+                if legacy_sha(i) in rows and rows[legacy_sha(i)][1:] != (1, 1)]
+    return sum(legacy_sha(i) in rows for i in range(count)), problems
+
+
+async def test_kill_during_a_legacy_migration_then_running_it_again_completes_it(tmp_path):
+    db_path, images_dir = build_v1(tmp_path, LEGACY_MODELS)
+    body = {"legacy_db_path": str(db_path), "legacy_images_dir": str(images_dir)}
+    data = tmp_path / "data"
+    manager = Manager.launch(data)
+    try:
+        event = await kill_on_event(
+            manager, "import",
+            lambda: in_background(manager.call, "POST", "/api/migration/migrate_legacy_db", body),
+            lambda data: 0 < data.get("done", 0) < LEGACY_MODELS - 20)
+    finally:
+        manager.stop()
+    migrated, problems = legacy_state(data, LEGACY_MODELS)
+    assert problems == [] and 0 < migrated < LEGACY_MODELS, (migrated, event)
+
+    manager = Manager.launch(data)
+    try:
+        assert library_problems(data) == []
+        report = await asyncio.to_thread(manager.json, "POST", "/api/migration/migrate_legacy_db",
+                                         body)
+    finally:
+        manager.stop()
+    assert (report["migrated"], report["skipped"], report["errors"]) == (
+        LEGACY_MODELS - migrated, migrated, 0)
+    assert legacy_state(data, LEGACY_MODELS) == (LEGACY_MODELS, [])
+    assert library_problems(data) == []
+    record_figures("legacy_kill", models=LEGACY_MODELS, migrated_before_kill=migrated)
