@@ -83,7 +83,7 @@ class Manager:
         if models_dir is not None:
             args += ["--models-dir", str(models_dir)]
         args += extra
-        log_path = data_dir / "manager-test.log"
+        log_path = data_dir.parent / f"{data_dir.name}-manager.log"  # not on a full disk
         with open(log_path, "ab") as log:
             process = subprocess.Popen([sys.executable, "-m", "server", *args], cwd=ROOT,
                                        stdin=subprocess.DEVNULL, stdout=log,
