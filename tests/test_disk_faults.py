@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -87,3 +87,73 @@ def test_a_full_data_disk_is_a_clear_507_and_nothing_is_corrupt(small_disk):
     record_figures("disk_full", writes_tried=len(answers),
                    refused_507=sum(status == 507 for status, _ in answers),
                    written=sum(status == 200 for status, _ in answers))
+
+
+def library_rows(data_dir: Path) -> dict:
+    """What a vanished folder must never take away: models, their tags and images."""
+    with open_library(data_dir) as db:
+        return {table: db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+                for table in ("models", "model_tags", "tags", "images")}
+
+
+def file_states(data_dir: Path) -> dict[str, tuple]:
+    with open_library(data_dir) as db:
+        return {row[0]: row[1:] for row in db.execute("SELECT path, sha256, state FROM files")}
+
+
+@pytest.mark.parametrize("how", ["folder renamed away", "drive unmounted (folder left empty)"])
+def test_a_model_folder_that_vanishes_during_a_scan_is_missing_then_back_unhashed(tmp_path, how):
+    models = tmp_path / "models"
+    drive = models / "loras"
+    files = {}
+    for i in range(300):
+        path = drive / f"set{i // 50}" / f"l{i:03d}.safetensors"
+        files[str(path)] = write_safetensors(path, 5000 + i, {"modelspec.tags": "on-the-drive"})
+        os.utime(path, (SETTLED, SETTLED))
+    keep = models / "checkpoints" / "base.safetensors"
+    write_safetensors(keep, 1)
+    os.utime(keep, (SETTLED, SETTLED))
+    data, away = tmp_path / "data", tmp_path / "unplugged"
+    away.mkdir()
+    manager = Manager.launch(data, models)
+    try:
+        manager.wait_job(manager.json("POST", "/api/scan")["hash_job"])
+        ids = [item["id"] for item in
+               manager.json("GET", "/api/migration/pending_models?limit=1000")["models"]]
+        manager.json("POST", "/api/migration/import_models", {"id": ids}, status=207)
+        sha = files[str(drive / "set0" / "l000.safetensors")]
+        body, headers = upload_form({"sha256": sha}, big_png(200))
+        manager.json("POST", "/api/images/upload", data=body, headers=headers)
+        before, hash_jobs = library_rows(data), len(manager.json("GET", "/api/jobs?kind=hash")["jobs"])
+        assert len(before["models"]) == 301 and len(before["images"]) == 1
+
+        scanning = threading.Thread(target=manager.call, args=("POST", "/api/scan"))
+        scanning.start()  # the drive goes while this scan walks it
+        if how.startswith("folder"):
+            drive.rename(away / "loras")
+        else:
+            for child in list(drive.iterdir()):
+                child.rename(away / child.name)
+        scanning.join(60)
+        assert library_rows(data) == before
+        gone = manager.json("POST", "/api/scan")
+        states = file_states(data)
+        assert all(states[path] == (sha256, "missing") for path, sha256 in files.items())
+        assert states[str(keep)][1] == "present" and gone["hash_job"] is None
+        assert library_rows(data) == before  # nothing deleted: models, tags, images all kept
+
+        if how.startswith("folder"):
+            (away / "loras").rename(drive)
+        else:
+            for child in list(away.iterdir()):
+                child.rename(drive / child.name)
+        back = manager.json("POST", "/api/scan")
+        jobs_after = len(manager.json("GET", "/api/jobs?kind=hash")["jobs"])
+    finally:
+        manager.stop()
+    assert back["returned"] == len(files) and back["hash_job"] is None and jobs_after == hash_jobs
+    assert file_states(data) == {**{p: (s, "present") for p, s in files.items()},
+                                 str(keep): file_states(data)[str(keep)]}
+    assert library_rows(data) == before and library_problems(data) == []
+    record_figures(f"vanished_folder[{how}]", files=len(files), missing=gone["missing"],
+                   returned=back["returned"], rehashed=jobs_after - hash_jobs)
