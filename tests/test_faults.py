@@ -141,16 +141,16 @@ async def test_kill_during_a_1000_file_import_leaves_each_item_imported_or_pendi
     assert library_problems(data) == []
 
 
-def sparse_models(root: Path, count: int, megabytes: int) -> dict[str, str]:
+def sparse_models(root: Path, count: int, megabytes: int, prefix: str = "") -> dict[str, str]:
     """Large valid safetensors files that cost no disk (their weights are a hole of zeros);
     path → sha256. Hashing them takes real time, which the kill needs."""
     files = {}
     for i in range(count):
-        path = root / "checkpoints" / f"big{i:02d}.safetensors"
+        path = root / "checkpoints" / f"{prefix}big{i:02d}.safetensors"
         path.parent.mkdir(parents=True, exist_ok=True)
         size = megabytes << 20
         header = json.dumps({"w": {"dtype": "U8", "shape": [size], "data_offsets": [0, size]},
-                             "__metadata__": {"copy": str(i)}}).encode()
+                             "__metadata__": {"copy": f"{prefix}{i}"}}).encode()
         header += b" " * (-len(header) % 8)
         with open(path, "wb") as out:
             out.write(struct.pack("<Q", len(header)) + header)
