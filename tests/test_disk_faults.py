@@ -127,7 +127,8 @@ def test_a_model_folder_that_vanishes_during_a_scan_is_missing_then_back_unhashe
         before, hash_jobs = library_rows(data), len(manager.json("GET", "/api/jobs?kind=hash")["jobs"])
         assert len(before["models"]) == 301 and len(before["images"]) == 1
 
-        scanning = threading.Thread(target=manager.call, args=("POST", "/api/scan"))
+        during: list = []
+        scanning = threading.Thread(target=lambda: during.append(manager.call("POST", "/api/scan")))
         scanning.start()  # the drive goes while this scan walks it
         if how.startswith("folder"):
             drive.rename(away / "loras")
@@ -135,7 +136,7 @@ def test_a_model_folder_that_vanishes_during_a_scan_is_missing_then_back_unhashe
             for child in list(drive.iterdir()):
                 child.rename(away / child.name)
         scanning.join(60)
-        assert library_rows(data) == before
+        assert during[0][0] == 200 and library_rows(data) == before
         gone = manager.json("POST", "/api/scan")
         states = file_states(data)
         assert all(states[path] == (sha256, "missing") for path, sha256 in files.items())
@@ -155,5 +156,5 @@ def test_a_model_folder_that_vanishes_during_a_scan_is_missing_then_back_unhashe
     assert file_states(data) == {**{p: (s, "present") for p, s in files.items()},
                                  str(keep): file_states(data)[str(keep)]}
     assert library_rows(data) == before and library_problems(data) == []
-    record_figures(f"vanished_folder[{how}]", files=len(files), missing=gone["missing"],
+    record_figures(f"vanished_folder[{how}]", files=len(files), missing=during[0][1]["missing"] + gone["missing"],
                    returned=back["returned"], rehashed=jobs_after - hash_jobs)
