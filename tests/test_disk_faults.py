@@ -6,16 +6,13 @@ import errno
 import os
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.factories import write_safetensors
 from tests.processes import Manager, library_problems, open_library, record_figures, upload_form
-from tests.test_faults import big_png, gallery
-
-SETTLED = time.time() - 3600
+from tests.fault_data import SETTLED, big_png, gallery
 
 
 @pytest.fixture

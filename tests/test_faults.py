@@ -5,33 +5,27 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import http.client
-import io
 import json
 import os
 import socket
 import sqlite3
-import struct
 import threading
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
-from PIL import Image
 
 from tests.factories import png_bytes, write_safetensors
+from tests.fault_data import big_png, gallery, settle, sparse_models
 from tests.test_legacy import V1_SCHEMA
 from tests.processes import (Manager, library_problems, open_library, record_figures, upload_form,
                              wait_until)
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL and signals are POSIX")
-SETTLED = time.time() - 3600  # older than the scanner's settle time: no file is deferred
 IMPORT_FILES = 1000
 TAG = "crashproof"
 
-
-def settle(path: Path) -> None:
-    os.utime(path, (SETTLED, SETTLED))
 
 
 def tiny_models(root: Path, count: int) -> dict[str, str]:
@@ -145,28 +139,6 @@ async def test_kill_during_a_1000_file_import_leaves_each_item_imported_or_pendi
                    pending_after_kill=waiting)
 
 
-def sparse_models(root: Path, count: int, megabytes: int, prefix: str = "") -> dict[str, str]:
-    """Large valid safetensors files that cost no disk (their weights are a hole of zeros);
-    path → sha256. Hashing them takes real time, which the kill needs."""
-    files = {}
-    for i in range(count):
-        path = root / "checkpoints" / f"{prefix}big{i:02d}.safetensors"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        size = megabytes << 20
-        header = json.dumps({"w": {"dtype": "U8", "shape": [size], "data_offsets": [0, size]},
-                             "__metadata__": {"copy": f"{prefix}{i}"}}).encode()
-        header += b" " * (-len(header) % 8)
-        with open(path, "wb") as out:
-            out.write(struct.pack("<Q", len(header)) + header)
-            out.truncate(8 + len(header) + size)
-        digest = hashlib.sha256(struct.pack("<Q", len(header)) + header)
-        zeros = bytes(4 << 20)
-        for _ in range(size // len(zeros)):
-            digest.update(zeros)
-        files[str(path)] = digest.hexdigest()
-        settle(path)
-    return files
-
 
 def file_hashes(data_dir: Path) -> dict[str, str | None]:
     with open_library(data_dir) as db:
@@ -208,20 +180,6 @@ def test_kill_during_a_hash_job_keeps_finished_digests_and_the_job_resumes(tmp_p
                    done_at_kill=job["files_done"], digests_kept=len(kept))
 
 
-def big_png(side: int = 4800) -> bytes:
-    """A valid PNG of `side`² pixels that compresses well: seconds of decoding and WebP
-    encoding for the manager, a small body for the test."""
-    gradient = Image.radial_gradient("L").resize((side, side))
-    picture = Image.merge("RGB", (gradient, gradient.transpose(Image.Transpose.ROTATE_90),
-                                  gradient.transpose(Image.Transpose.FLIP_TOP_BOTTOM)))
-    buffer = io.BytesIO()
-    picture.save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def gallery(data_dir: Path) -> list[tuple]:
-    with open_library(data_dir) as db:
-        return db.execute("SELECT sha256, seq, image_sha256 FROM images ORDER BY 1, 2").fetchall()
 
 
 def storing(images_dir: Path, before: set[Path]) -> bool:

@@ -11,11 +11,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 
 from tests.factories import png_bytes, write_safetensors
 from tests.processes import Manager, library_problems, open_library, record_figures, upload_form
-from tests.test_faults import SETTLED, sparse_models
+from tests.fault_data import SETTLED, sparse_models
 
 CLIENTS = 8
 MODELS_PER_CLIENT = 4
