@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.factories import write_safetensors
-from tests.processes import Manager, library_problems, open_library, record_figures, upload_form
 from tests.fault_data import SETTLED, big_png, gallery
+from tests.processes import Manager, library_problems, open_library, record_figures, upload_form
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ import pytest
 
 from tests.factories import png_bytes, write_safetensors
 from tests.fault_data import big_png, gallery, settle, sparse_models
-from tests.test_legacy import V1_SCHEMA
 from tests.processes import (Manager, library_problems, open_library, record_figures, upload_form,
                              wait_until)
+from tests.test_legacy import V1_SCHEMA
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL and signals are POSIX")
 IMPORT_FILES = 1000

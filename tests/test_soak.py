@@ -11,10 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from tests.factories import png_bytes, write_safetensors
-from tests.processes import Manager, library_problems, open_library, record_figures, upload_form
 from tests.fault_data import SETTLED, sparse_models
+from tests.processes import Manager, library_problems, open_library, record_figures, upload_form
 
 CLIENTS = 8
 MODELS_PER_CLIENT = 4
