@@ -1,5 +1,6 @@
-"""Disk faults against a real manager process: its data folder's disk full (a small tmpfs), and
-a model folder that vanishes during a scan (an unplugged drive) and comes back."""
+"""Disk faults against a real manager process: its data folder's disk full (a small tmpfs; and,
+in process, ENOSPC at the picture write boundary), and a model folder that vanishes during a
+scan (an unplugged drive) and comes back."""
 from __future__ import annotations
 
 import errno
@@ -9,8 +10,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from aiohttp import FormData
 
-from tests.factories import write_safetensors
+from server import image_files
+from server.app_keys import CONFIG, STORE
+from tests.factories import expect_error, png_bytes, write_safetensors
 from tests.fault_data import SETTLED, big_png, gallery
 from tests.processes import Manager, library_problems, open_library, record_figures, upload_form
 
@@ -155,3 +159,29 @@ def test_a_model_folder_that_vanishes_during_a_scan_is_missing_then_back_unhashe
     assert library_rows(data) == before and library_problems(data) == []
     record_figures(f"vanished_folder[{how}]", files=len(files), missing=during[0][1]["missing"] + gone["missing"],
                    returned=back["returned"], rehashed=jobs_after - hash_jobs)
+
+
+async def test_enospc_at_the_image_write_boundary_is_a_507_and_leaves_nothing(
+        client, sha, monkeypatch):
+    """Where no small disk can be mounted, the same fault at the one place picture bytes reach
+    the disk (image_files.write_atomic's fsync), in process; runs everywhere."""
+    def form() -> FormData:
+        data = FormData(default_to_multipart=True)
+        data.add_field("image", png_bytes(colour=(3, 4, 5)), filename="p.png",
+                       content_type="image/png")
+        data.add_field("sha256", sha)
+        return data
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    images_dir = client.app[CONFIG].images_dir
+    files_before = sorted(images_dir.rglob("*"))
+    monkeypatch.setattr(image_files.os, "fsync", full)
+    await expect_error(await client.post("/api/images/upload", data=form()), 507, "DISK_FULL")
+    assert sorted(images_dir.rglob("*")) == files_before or all(
+        p.is_dir() for p in set(images_dir.rglob("*")) - set(files_before))
+    assert await client.app[STORE].run(
+        lambda db: db.execute("SELECT count(*) FROM images").fetchone()[0]) == 0
+    monkeypatch.undo()
+    assert (await client.post("/api/images/upload", data=form())).status == 200
