@@ -1,5 +1,6 @@
 """Run the manager (`python -m server`) beside ComfyUI: write the host snapshot, spawn it,
-wait for its health check, restart it with backoff when it dies, stop it when ComfyUI exits.
+wait for its health check, restart it with backoff when it dies or stops answering its health
+check (hung), stop it when ComfyUI exits.
 
 All of it happens on one daemon thread, so ComfyUI's start never waits for the manager, and
 ComfyUI keeps working (nodes read the library read-only) while the manager is down.
@@ -28,13 +29,18 @@ FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 30.0
 POLL_S = 0.1
 LOG_LIMIT_BYTES = 5 * 1024 * 1024  # the manager's log is started afresh beyond this
+# A running manager is asked for its health this often; after this many unanswered checks in a
+# row it counts as hung and is replaced. Generous: a busy manager on a slow disk still answers.
+HEALTH_EVERY_S = 2.0
+HEALTH_TIMEOUT_S = 5.0
+HEALTH_FAILURES = 3
 
 
 @dataclass(frozen=True)
 class Status:
     """What the discovery route reports: the port only once the manager answers."""
 
-    state: str = "starting"  # starting | running | restarting | failed | stopped
+    state: str = "starting"  # starting | running | unresponsive | restarting | failed | stopped
     port: int = 0
     error: str = ""
     pid: int = 0
@@ -54,6 +60,9 @@ class Sidecar:
     extension_dir: Path
     python: str = sys.executable
     port_tries: int = PORT_TRIES
+    health_every_s: float = HEALTH_EVERY_S
+    health_timeout_s: float = HEALTH_TIMEOUT_S
+    health_failures: int = HEALTH_FAILURES
     status: Status = field(default_factory=Status)
     _stop: threading.Event = field(default_factory=threading.Event)
     _process: subprocess.Popen | None = None
@@ -129,12 +138,42 @@ class Sidecar:
         if port:
             self._set(state="running", port=port, error="")
             log.info("Hikaze manager running on port %d (pid %d)", port, process.pid)
+        hung = bool(port) and self._watch(process, port)
         while process.poll() is None and not self._stop.is_set():
             self._stop.wait(POLL_S * 5)
-        if not self._stop.is_set():
+        if not self._stop.is_set() and not hung:
             self._set(port=0, error=f"the manager exited with code {process.poll()}"
                       + ("" if port else f" before answering; see {log_file}: {_tail(log_file)}"))
         return bool(port)
+
+    def _watch(self, process: subprocess.Popen, port: int) -> bool:
+        """Health-check the running manager until it exits; kill it once it has missed
+        `health_failures` checks in a row (stopped or deadlocked: it would never exit itself).
+        While it misses them it is `unresponsive` with port 0, so nobody waits on it. True when
+        it was killed for that."""
+        missed, due = 0, time.monotonic() + self.health_every_s
+        while process.poll() is None and not self._stop.wait(POLL_S * 5):
+            if time.monotonic() < due:
+                continue
+            answered = healthy(self.connect_host, port, self.health_timeout_s)
+            due = time.monotonic() + self.health_every_s
+            if answered:
+                if missed:
+                    self._set(state="running", port=port, error="")
+                missed = 0
+                continue
+            missed += 1
+            if process.poll() is not None or self._stop.is_set():
+                return False
+            error = f"no answer to {missed} health check(s) in a row"
+            self._set(state="unresponsive", port=0, error=error)
+            if missed >= self.health_failures:
+                log.warning("Hikaze manager (pid %d) is hung: %s; replacing it", process.pid, error)
+                self._set(error=f"the manager stopped answering ({error}); it was restarted")
+                process.kill()  # SIGKILL ends a stopped process too
+                process.wait()
+                return True
+        return False
 
     def _files(self) -> tuple[Path, Path, Path]:
         pid = os.getpid()

@@ -12,7 +12,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from . import backups, demo, integrity, routes, security
+from . import backups, demo, integrity, recovery, routes, security
 from .api_key import ApiKey
 from .app_keys import (API_KEY, CONFIG, EVENTS, GALLERY, GEN_QUEUE, IMAGE_THREADS, JOBS,
                        LIBRARY_STATE, SCANNER, STARTED_AT, STORE)
@@ -86,6 +86,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         if not held:
             log.warning("Another manager seems to use %s too", config.data_dir)
         await app[STORE].open(read_only=state.read_only)
+        if not state.read_only:  # never act on what a damaged database says
+            await app[STORE].run(recovery.clean_up, config.images_dir, config.pending_dir)
         try:
             if config.demo and not state.read_only:
                 await demo.seed(app[STORE], app[GALLERY], config)

@@ -15,6 +15,7 @@ from typing import Any, Callable, TypeVar
 from sqlite_utils import Database
 
 from . import backups, migrations
+from .errors import StorageFull
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,10 +62,18 @@ class Store:
         self._db = await self._submit(connect_read_only if read_only else connect, self.path)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(db, *args)` on the store thread and return its result."""
+        """Run `fn(db, *args)` on the store thread and return its result. A write the disk has
+        no room for is StorageFull (507); SQLite has rolled it back, the rest is intact."""
         if self._db is None:
             raise RuntimeError("store is not open")
-        return await self._submit(fn, self._db, *args)
+        try:
+            return await self._submit(fn, self._db, *args)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+                raise
+            log.error("The library database %s cannot grow: the disk is full", self.path)
+            raise StorageFull("The data folder's disk is full; nothing was changed. Free some "
+                              "space and try again", code="DISK_FULL") from exc
 
     async def close(self) -> None:
         if self._db is not None:

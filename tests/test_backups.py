@@ -139,10 +139,15 @@ async def test_a_damaged_library_is_served_read_only(make_client, make_config):
     conn.close()
     corrupt(config.db_path)
     before = config.db_path.read_bytes()
+    # A picture no record it can read names: the start-up clean-up must not touch it here.
+    stray = config.images_dir / "ab" / ("ab" * 32 + "_high.webp")
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"picture")
 
     client = await make_client()
     health = await (await client.get("/api/health")).json()
     assert health["status"] == "read_only"
+    assert stray.read_bytes() == b"picture"
     assert "damaged" in health["read_only_reason"]
     assert health["backup"]["path"] == str(backup.path)
     assert health["counts"] is None or health["counts"]["models"] == 1

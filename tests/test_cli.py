@@ -1,52 +1,15 @@
 """The manager process as a user runs it: `python -m server ...` on loopback."""
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "server", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def get_json(port: int, path: str, timeout: float = 20.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
-                return json.load(response)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> tuple[int, str]:
-    process.send_signal(sig)
-    try:
-        output, _ = process.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-        raise AssertionError(f"the manager did not stop on {sig!r}:\n{output}")
-    return process.returncode, output
+from tests.processes import ROOT, free_port, get_json, start, stop
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -2,20 +2,26 @@
 frozen router, V1 before V3), the snapshot the manager reads, and a real manager process
 started, health-checked, killed, restarted and stopped by nodes/sidecar.py."""
 import asyncio
+import hashlib
 import json
+import logging
 import os
 import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from nodes import routes
 from nodes.host import Host
+from nodes.payload import ModelRef
+from nodes.resolve import Library, resolve
 from nodes.sidecar import Sidecar, healthy, write_snapshot
-from server import config as config_module
+from server import config as config_module, library, store
 from server.__main__ import bind
 from tests.comfy_fake import FakeComfy
 
@@ -207,3 +213,56 @@ def test_the_manager_exits_when_its_parent_is_gone(tmp_path):
     finally:
         parent.kill()
         child.kill()
+
+
+# --- faults: the manager killed or hung -----------------------------------------------------
+
+@dataclass
+class NoFolders:
+    def find(self, kind: str, relative: str) -> None:
+        return None
+
+
+@pytest.mark.parametrize("sig, state", [(signal.SIGKILL, "restarting"),
+                                        (signal.SIGSTOP, "unresponsive")])
+async def test_a_killed_or_hung_manager_is_reported_and_replaced_while_comfyui_keeps_working(
+        fake, sig, state, caplog):
+    caplog.set_level(logging.WARNING, "nodes.sidecar")
+    host = Host(fake.import_module)
+    lora = fake.model("loras", "ink.safetensors", b"ink weights")
+    sha = hashlib.sha256(b"ink weights").hexdigest()
+    db = store.connect(host.data_dir() / "library.db")
+    library.add_model(db, library.NewModel(sha256=sha, name="Ink", type="loras", size_bytes=11,
+                                           created_at=library.now_ms(), paths=(str(lora),)))
+    db.conn.close()
+    # Checked quickly here; the defaults give a busy manager far more time.
+    sidecar = Sidecar(host, ROOT, health_every_s=0.2, health_timeout_s=0.5, health_failures=3)
+    routes.register(fake.prompt_server.routes, sidecar)
+    fake.prompt_server.add_routes()
+    sidecar.start()
+    try:
+        async with TestClient(TestServer(fake.prompt_server.app)) as client:
+            await wait_for(lambda: sidecar.status.state == "running", 30)
+            pid = sidecar.status.pid
+            os.kill(pid, sig)
+            # A request already on its way to a hung manager ends when the manager is replaced.
+            on_its_way = asyncio.create_task(client.get("/api/hikaze/proxy/api/health"))
+            await wait_for(lambda: sidecar.status.state == state, 15)
+            found = await asyncio.wait_for(client.get("/hikaze/sniffer_port"), 5)
+            assert (await found.json())["port"] == 0
+            assert (await found.json())["state"] in (state, "restarting", "running")
+            proxied = await asyncio.wait_for(client.get("/api/hikaze/proxy/api/models"), 5)
+            assert proxied.status in (503, 200)  # 200: the replacement was already up
+            resolved = resolve(ModelRef(sha256=sha), "loras", Library(host.data_dir()),
+                               NoFolders())
+            assert (resolved.path, resolved.via) == (str(lora), "library")
+            await wait_for(lambda: sidecar.status.state == "running"
+                           and sidecar.status.pid != pid, 30)
+            answer = await asyncio.wait_for(on_its_way, 10)
+            assert answer.status in (502, 503, 200), await answer.text()
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)  # the old manager is gone, not left stopped
+            assert healthy("127.0.0.1", sidecar.status.port)
+            assert ("is hung" in caplog.text) == (sig == signal.SIGSTOP)
+    finally:
+        sidecar.stop()
