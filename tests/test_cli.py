@@ -1,6 +1,7 @@
 """The manager process as a user runs it: `python -m server ...` on loopback."""
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
