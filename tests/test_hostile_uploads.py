@@ -3,7 +3,6 @@ bombs, broken and disguised pictures, oversized bodies. Each is a 4xx JSON envel
 no image row, no file in the images folder and no temp file anywhere."""
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 import zlib
