@@ -101,8 +101,11 @@ def library(data_dir: Path) -> tuple:
 @contextlib.contextmanager
 def attacker_site(html: str):
     """A tiny aiohttp app on another port (another origin) serving the attack page."""
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=html, content_type="text/html")
+
     app = web.Application()
-    app.router.add_get("/", lambda request: web.Response(text=html, content_type="text/html"))
+    app.router.add_get("/", page)
     port = _free_port()
     loop = asyncio.new_event_loop()  # its own thread: playwright's sync API holds this one
     runner = web.AppRunner(app)
