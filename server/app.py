@@ -28,6 +28,9 @@ from .store import Store
 log = logging.getLogger(__name__)
 FORM_OVERHEAD = 1024 * 1024  # room for the text fields beside an upload of the maximum size
 IMAGE_WORKERS = 2
+# aiohttp's parser refuses a longer request line with a plain-text 400 before any middleware
+# sees it; room for a few long ids or paths keeps even those answers in the JSON error envelope.
+MAX_REQUEST_LINE = 64 * 1024
 BACKGROUND_NICE = 10
 
 
@@ -37,6 +40,7 @@ def create_app(config: Config) -> web.Application:
         middlewares=[security.make_middleware(config.cors_origins, config.allowed_hosts),
                      integrity.make_middleware(state), error_middleware],
         client_max_size=config.max_upload_bytes + FORM_OVERHEAD,
+        handler_args={"max_line_size": MAX_REQUEST_LINE},
     )
     store = Store(config.db_path)
     # Leave a core for the event loop and the store thread while pictures are resized, and

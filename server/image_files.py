@@ -21,6 +21,10 @@ TIERS = {"high": (1.0, 80), "medium": (0.66, 60), "low": (0.33, 45)}
 HIGH_MAX_PIXELS = 2_000_000
 WEBP_MAX_SIDE = 16383  # libwebp refuses anything wider or taller (a panorama can be, under 2 MP)
 MAX_SOURCE_PIXELS = 64_000_000  # refused before decoding: the decompression-bomb guard
+# Text carried in the file (a PNG's tEXt chunks). Compressed text past 1 MB a chunk is Pillow's
+# own bomb guard; plain text cannot inflate, but megabytes of it would be kept with the original.
+# A ComfyUI workflow is a few hundred kB at most.
+MAX_TEXT_CHARS = 8 * 1024 * 1024
 SIGNATURES = {  # format name → (extension, test on the first bytes)
     "PNG": (".png", lambda b: b.startswith(b"\x89PNG\r\n\x1a\n")),
     "JPEG": (".jpg", lambda b: b.startswith(b"\xff\xd8\xff")),
@@ -81,9 +85,15 @@ def _decode(source: BinaryIO, fmt: str) -> Image.Image:
             raise TooLarge(f"The image is {width}×{height} pixels; the limit is "
                            f"{MAX_SOURCE_PIXELS // 1_000_000} megapixels", code="TOO_MANY_PIXELS")
         picture.load()
+        text = sum(len(value) for value in picture.info.values() if isinstance(value, str))
+        if text > MAX_TEXT_CHARS:
+            raise Unprocessable(f"The image carries {text} characters of text; the limit is "
+                                f"{MAX_TEXT_CHARS // (1024 * 1024)} MB", code="TOO_MUCH_TEXT")
         ImageOps.exif_transpose(picture, in_place=True)  # no copy of a large picture
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
-            SyntaxError, EOFError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, at twice its warning size
+        raise TooLarge(f"The image is too many pixels to decode: {exc}",
+                       code="TOO_MANY_PIXELS") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise Unprocessable(f"The image cannot be decoded: {exc}", code="BAD_IMAGE") from exc
     has_alpha = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
     mode = "RGBA" if has_alpha else "RGB"

@@ -96,11 +96,15 @@ META_PATCH = {
     "properties": {key: _nullable(value) for key, value in META["properties"].items()},
 }
 
+# Ids and sequence numbers are SQLite integers: a larger number could not even be looked up.
+_MAX_ID = 2**63 - 1
+
 _tag_ref = {
     "oneOf": [
-        {"type": "integer", "minimum": 1},
+        {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
         {"type": "string", "minLength": 1, "maxLength": 100},
-        {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer", "minimum": 1}}},
+        {"type": "object", "required": ["id"],
+         "properties": {"id": {"type": "integer", "minimum": 1, "maximum": _MAX_ID}}},
         {"type": "object", "required": ["name"], "not": {"required": ["id"]},
          "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100}}},
     ]
@@ -139,15 +143,15 @@ IMAGE_ORDER = {
     "type": "object",
     "additionalProperties": False,
     "required": ["order"],
-    "properties": {"order": {"type": "array", "items": {"type": "integer", "minimum": 0},
-                             "maxItems": 10_000}},
+    "properties": {"order": {"type": "array", "maxItems": 10_000,
+                             "items": {"type": "integer", "minimum": 0, "maximum": _MAX_ID}}},
 }
 
 IMAGE_COVER = {
     "type": "object",
     "additionalProperties": False,
     "required": ["seq"],
-    "properties": {"seq": {"type": "integer", "minimum": 0}},
+    "properties": {"seq": {"type": "integer", "minimum": 0, "maximum": _MAX_ID}},
 }
 
 GENERATION_PARAMS = {"type": "object", "maxProperties": 200}

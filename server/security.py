@@ -3,8 +3,8 @@
 - Host: IP literals and `localhost` always pass (a rebinding attack needs a DNS name); any
   other name only when listed in `allowed_hosts`.
 - Origin: our own page (same host and port), and the configured UI origins (ComfyUI's) get
-  CORS headers; a request from any other origin may not change anything, and gets no CORS
-  headers, so the browser will not let that page read the answer.
+  CORS headers; a request from any other origin may not change anything or open the events
+  WebSocket, and gets no CORS headers, so the browser will not let that page read the answer.
 - API key: `/api/v1` needs `Authorization: Bearer <key>`, except from our own pages: a browser
   request whose Origin is ours or ComfyUI's, or that the browser marks `Sec-Fetch-Site:
   same-origin` (a same-origin GET carries no Origin; ComfyUI's proxy drops its own Origin).
@@ -67,6 +67,11 @@ def make_middleware(cors_origins: Iterable[str], allowed_hosts: Iterable[str]):
             return web.Response(status=204, headers=_cors_headers(origin, preflight=True))
         if not allowed and request.method not in SAFE_METHODS:
             return error_response(403, f"Origin {origin} may not change the library",
+                                  "ORIGIN_NOT_ALLOWED")
+        if not allowed and request.headers.get("Upgrade", "").lower() == "websocket":
+            # CORS does not cover WebSockets: a browser opens one for any page, which could
+            # then read every event (model names, prompts, workflows).
+            return error_response(403, f"Origin {origin} may not open the events socket",
                                   "ORIGIN_NOT_ALLOWED")
         if needs_key(request.path):
             from_our_page = (origin is not None and allowed) or \

@@ -344,7 +344,8 @@ async def test_put_cover(client, sha, three):
 
 async def test_put_cover_refusals(client, sha, three):
     for body, status in [({"seq": 3}, 404), ({"seq": -1}, 400), ({"seq": "1"}, 400), ({}, 400),
-                         ({"seq": 1, "x": 1}, 400), ({"seq": 1.5}, 400)]:
+                         ({"seq": 1, "x": 1}, 400), ({"seq": 1.5}, 400),
+                         ({"seq": 2**64}, 400)]:  # past SQLite's integers: was a 500
         await assert_error(await client.put(f"/api/models/{sha}/images/cover", json=body), status)
         assert [r["image_sha256"] for r in await gallery(client, sha)] == three, body
     await assert_error(await client.put(f"/api/models/{'c' * 64}/images/cover", json={"seq": 0}),

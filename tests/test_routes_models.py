@@ -224,6 +224,8 @@ async def test_patch_tags_by_id(api):
     {"meta_json": {"nsfw_level": "high"}},
     {"path": "/etc/passwd"},
     {"name": "ok", "path": "/tmp/elsewhere.safetensors"},
+    {"tags": [2**64]},  # past SQLite's integers: was a 500 (found by bench.fuzz)
+    {"tags": [{"id": 2**64}]},
     {"sha256": UNKNOWN_SHA},
     {"files": []},
     [],

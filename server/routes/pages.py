@@ -47,7 +47,7 @@ def _serve(folder: Path, relative: str) -> web.FileResponse:
     parts = relative.split("/")
     content_type = CONTENT_TYPES.get(Path(relative).suffix.lower())
     if content_type is None or any(p in ("", ".", "..") or p.startswith(".") or "\\" in p
-                                   for p in parts):
+                                   or "\0" in p for p in parts):
         raise NotFound(f"No file {relative!r} here", code="FILE_NOT_FOUND")
     path = folder.joinpath(*parts)
     try:
