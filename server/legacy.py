@@ -18,10 +18,10 @@ import logging
 import sqlite3
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 from sqlite_utils import Database
 
@@ -30,7 +30,7 @@ from .config import Config
 from .errors import Conflict, Invalid
 from .events import Events
 from .legacy_source import LegacyModel, Prepared, Source, Target, image_name
-from .store import Store
+from .store import Store, transaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -195,7 +195,7 @@ def write_model(db: Database, model: LegacyModel, sha256: str | None, prepared: 
     """Write one v1 model in one transaction (rolled back for a dry run)."""
     outcome = Outcome(model, image_errors=[p.error for p in prepared if p.error])
     try:
-        with _transaction(db, keep=not dry_run):
+        with transaction(db, keep=not dry_run):
             if sha256 is None:
                 _into_pending(db, model, prepared, outcome)
             else:
@@ -208,17 +208,6 @@ def write_model(db: Database, model: LegacyModel, sha256: str | None, prepared: 
     if stored and not dry_run:  # a picture whose record was not written needs no files
         images.remove_unused(db, images_dir, stored)
     return outcome
-
-
-@contextmanager
-def _transaction(db: Database, keep: bool) -> Iterator[None]:
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.conn.execute("ROLLBACK")
-        raise
-    db.conn.execute("COMMIT" if keep else "ROLLBACK")
 
 
 def _into_library(db: Database, model: LegacyModel, sha256: str, prepared: list[Prepared],

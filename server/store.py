@@ -10,7 +10,8 @@ import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
 
 from sqlite_utils import Database
 
@@ -48,6 +49,19 @@ def connect_read_only(path: Path) -> Database:
                            isolation_level=None)
     conn.execute("PRAGMA query_only=ON")
     return Database(conn)
+
+
+@contextmanager
+def transaction(db: Database, keep: bool = True) -> Iterator[None]:
+    """One write transaction (taking the write lock at once); `keep=False` rolls back what the
+    block did, as a dry run does, and an exception always does."""
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT" if keep else "ROLLBACK")
 
 
 class Store:

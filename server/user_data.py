@@ -18,10 +18,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -112,7 +111,7 @@ def import_document(db: Database, document: dict, available: set[str], dry_run: 
     report = dict.fromkeys(("models_added", "models_merged", "models_unchanged", "tags_created",
                             "tags_linked", "images_added", "images_present",
                             "images_without_files", "settings_added", "servers_added"), 0)
-    with _transaction(db, keep=not dry_run):
+    with store.transaction(db, keep=not dry_run):
         tags_before = db.execute("SELECT count(*) FROM tags").fetchone()[0]
         tags.ensure_tags(db, document.get("tags", []))
         for model in document["models"]:
@@ -130,17 +129,6 @@ def import_document(db: Database, document: dict, available: set[str], dry_run: 
                                         server.get("created_at", now),
                                         server.get("updated_at", now)]).rowcount
     return report
-
-
-@contextmanager
-def _transaction(db: Database, keep: bool) -> Iterator[None]:
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.conn.execute("ROLLBACK")
-        raise
-    db.conn.execute("COMMIT" if keep else "ROLLBACK")
 
 
 def _import_model(db: Database, model: dict, available: set[str], report: dict) -> None:

@@ -134,6 +134,13 @@ class Manager:
         assert job["state"] == "done", job
         return job
 
+    def scan_and_import(self) -> None:
+        """Scan the model folders, wait for hashing, and import every pending item."""
+        self.wait_job(self.json("POST", "/api/scan")["hash_job"])
+        ids = [item["id"] for item in
+               self.json("GET", "/api/migration/pending_models?limit=1000")["models"]]
+        self.json("POST", "/api/migration/import_models", {"id": ids}, status=207)
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         self.process.send_signal(sig)
         self.process.wait(15)

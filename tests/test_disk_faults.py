@@ -118,10 +118,7 @@ def test_a_model_folder_that_vanishes_during_a_scan_is_missing_then_back_unhashe
     away.mkdir()
     manager = Manager.launch(data, models)
     try:
-        manager.wait_job(manager.json("POST", "/api/scan")["hash_job"])
-        ids = [item["id"] for item in
-               manager.json("GET", "/api/migration/pending_models?limit=1000")["models"]]
-        manager.json("POST", "/api/migration/import_models", {"id": ids}, status=207)
+        manager.scan_and_import()
         sha = files[str(drive / "set0" / "l000.safetensors")]
         body, headers = upload_form({"sha256": sha}, big_png(200))
         manager.json("POST", "/api/images/upload", data=body, headers=headers)

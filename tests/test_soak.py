@@ -112,10 +112,7 @@ def test_eight_clients_for_a_minute_lose_nothing_and_never_see_a_5xx(tmp_path):
     (models / "checkpoints").mkdir()  # where the background work adds files during the soak
     manager = Manager.launch(data, models)
     try:
-        manager.wait_job(manager.json("POST", "/api/scan")["hash_job"])
-        ids = [item["id"] for item in
-               manager.json("GET", "/api/migration/pending_models?limit=1000")["models"]]
-        manager.json("POST", "/api/migration/import_models", {"id": ids}, status=207)
+        manager.scan_and_import()
         shas = sorted(model["sha256"] for model in
                       manager.json("GET", "/api/models?limit=1000")["models"])
         assert len(shas) == count
