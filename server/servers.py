@@ -2,7 +2,10 @@
 host ComfyUI from the snapshot, which is read-only."""
 from __future__ import annotations
 
+import re
+
 from sqlite_utils import Database
+from yarl import URL
 
 from . import schemas
 from .errors import Conflict, Forbidden, Invalid, NotFound
@@ -78,8 +81,25 @@ def delete_server(db: Database, alias: str) -> None:
         db.execute("DELETE FROM servers WHERE alias = ?", [alias])
 
 
+_HOST = re.compile(r"[A-Za-z0-9_.-]+|[0-9A-Fa-f:.]+(%25[A-Za-z0-9_.-]+)?")
+
+
 def _url(value: str) -> str:
-    return value.rstrip("/")
+    """The base URL without a trailing slash, once it is an address a request can be sent to:
+    the schema's pattern lets through ports out of range, broken IPv6 brackets and empty host
+    labels, which would only fail (as a 500) when a job is sent."""
+    text = value.rstrip("/")
+    try:
+        url = URL(text)
+        host, port = url.raw_host or "", url.port
+        if ":" not in host:
+            host.encode("idna")  # an empty or over-long label cannot be looked up
+    except (ValueError, UnicodeError):
+        host, port = "", None
+    if not _HOST.fullmatch(host) or not port or url.user is not None or url.password is not None:
+        raise Invalid(f"'{value}' is not a server address: give http(s)://host[:port][/path] "
+                      "with a port from 1 to 65535", code="INVALID_URL", field="url")
+    return text
 
 
 def _refuse_local(alias: str, verb: str) -> None:

@@ -7,9 +7,9 @@ import re
 from aiohttp import FormData, web
 
 from server.app import create_app
-from server.app_keys import STORE
+from server.app_keys import API_KEY, STORE
 
-from tests.factories import png_bytes
+from tests.factories import expect_error, png_bytes
 
 ENVELOPE_KEYS = {"error", "code", "details"}
 
@@ -165,3 +165,27 @@ async def test_unexpected_exception_keeps_cors_headers(aiohttp_client, make_conf
     assert response.status == 500
     assert response.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:8188"
     assert_envelope(await response.json())
+
+
+async def test_a_lone_surrogate_in_a_json_body_is_a_400_and_nothing_is_written(client, sha):
+    # JSON can escape half a UTF-16 pair; such a string is not text and cannot be stored.
+    auth = {"Authorization": f"Bearer {client.app[API_KEY].current()}"}
+    added = await client.post("/api/v1/servers", json={"alias": "a", "url": "http://127.0.0.1:9"},
+                              headers=auth)
+    assert added.status == 201
+    for method, path, body in [
+            ("POST", "/api/v1/queue/jobs", {"workflow": {"\udb1e": {"class_type": "L", "inputs": {}}}}),
+            ("POST", "/api/v1/queue/jobs", {"workflow": {"1": {"class_type": "L", "inputs": {"x": "\ud800"}}}}),
+            ("PATCH", f"/api/models/{sha}", {"name": "bad \udfff name"}),
+            ("POST", "/api/tags_add", {"newtags": ["\ud83d"]})]:
+        response = await client.request(method, path, json=body, headers=auth)
+        await expect_error(response, 400, "BAD_JSON")
+    jobs = await (await client.get("/api/v1/queue/jobs", headers=auth)).json()
+    assert jobs["total"] == 0
+    model = await (await client.get(f"/api/models/{sha}")).json()
+    assert "\udfff" not in model["name"]
+    tags = (await (await client.get("/api/tags")).json())["tags"]
+    assert not any("\ud83d" in tag["name"] for tag in tags)
+    # A proper pair (an emoji) is text, and is kept.
+    fine = await client.patch(f"/api/models/{sha}", json={"name": "fox \U0001F98A"})
+    assert fine.status == 200 and (await fine.json())["name"] == "fox \U0001F98A"

@@ -72,7 +72,18 @@ async def json_body(request: web.Request, schema: dict | None = None) -> Any:
         raise Invalid(f"The body is not valid JSON: {exc}", code="BAD_JSON") from exc
     except RecursionError as exc:  # the parser's own depth guard
         raise Invalid("The body is nested too deeply", code="BAD_JSON") from exc
+    _require_text(body)
     return schemas.check(schema, body) if schema else body
+
+
+def _require_text(body: Any) -> None:
+    """JSON may escape half of a UTF-16 pair (`"\\ud800"`); such a string is not text, and
+    SQLite, files and other servers cannot take it. Refused here, for every route at once."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise Invalid("The body holds a lone UTF-16 surrogate (a \\ud800–\\udfff escape "
+                      "without its pair), which is not text", code="BAD_JSON") from exc
 
 
 def _refuse_constant(name: str) -> Any:
