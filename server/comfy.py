@@ -114,7 +114,7 @@ class ComfyClient:
                 if (response.content_length or 0) > MAX_OUTPUT_BYTES:
                     raise ComfyError(f"Output {output.filename} is over {MAX_OUTPUT_BYTES} bytes")
                 return await response.read()
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
             raise Unreachable(f"Cannot fetch {output.filename} from ComfyUI at {self.url}: "
                               f"{exc or type(exc).__name__}") from exc
 
@@ -140,7 +140,9 @@ class ComfyClient:
                 if not (refused_ok and response.status == 400):
                     await _raise_for_status(response, path)
                 text = await response.text()
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            # ClientError also covers an address aiohttp will not use (InvalidURL) and a broken
+            # answer; ValueError an undecodable one. The job then fails with this message.
             raise Unreachable(f"Cannot reach ComfyUI at {self.url} ({path}): "
                               f"{exc or type(exc).__name__}") from exc
         try:

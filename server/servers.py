@@ -2,6 +2,7 @@
 host ComfyUI from the snapshot, which is read-only."""
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from sqlite_utils import Database
@@ -94,6 +95,8 @@ def _url(value: str) -> str:
         host, port = url.raw_host or "", url.port
         if ":" not in host:
             host.encode("idna")  # an empty or over-long label cannot be looked up
+        if re.fullmatch(r"[0-9.]+", host):
+            ipaddress.IPv4Address(host)  # `http://8` is no address aiohttp will use
     except (ValueError, UnicodeError):
         host, port = "", None
     if not _HOST.fullmatch(host) or not port or url.user is not None or url.password is not None:

@@ -263,6 +263,18 @@ async def test_an_unreachable_server_fails_the_job_after_bounded_retries(api):
     assert job["retry_count"] == 2 and job["prompt_id"] is None
 
 
+async def test_a_stored_address_aiohttp_will_not_use_fails_the_job_not_the_request(api):
+    # Servers added now are checked (tests/test_servers.py); one stored before that check, with
+    # a host aiohttp refuses (`http://8`), must still give a failed job, never a 500.
+    now = 1_700_000_000_000
+    await api.client.app[STORE].run(lambda db: db.execute(
+        "INSERT INTO servers(alias, url, created_at, updated_at) VALUES ('odd', 'http://8', ?, ?)",
+        [now, now]))
+    accepted = await api.submit({**api.txt2img(), "target_server_alias": "odd"})
+    job = await api.until(accepted["job_id"], "failed")
+    assert "'odd'" in job["error"] and "http://8" in job["error"]
+
+
 @pytest.mark.parametrize("hold", ["start_gate", "finish_gate"])
 async def test_a_restarted_sidecar_picks_unfinished_jobs_up_again(make_api, comfy, hold):
     first = await make_api()

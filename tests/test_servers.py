@@ -50,7 +50,8 @@ async def test_bad_servers_are_refused(call):
     # they were stored, then a job to them was a 500).
     for url in ["http://a:99999", "http://a:-1", "http://a:0", "http://a:b", "http://[",
                 "http://[::1", "http://:80", "http://..", "http://a..b", "http://%zz",
-                "http://user:pw@h", "http://a@b@c"]:
+                "http://user:pw@h", "http://a@b@c", "http://8", "http://000", "http://1.2.3",
+                "http://²"]:
         await expect_error(await call("POST", "/api/v1/servers", json={"alias": "b", "url": url}),
                            400, "INVALID_URL")
         await expect_error(await call("PUT", "/api/v1/servers/a", json={"url": url}), 400,
@@ -58,6 +59,7 @@ async def test_bad_servers_are_refused(call):
     listed = await (await call("GET", "/api/v1/servers")).json()
     assert [s["url"] for s in listed["servers"] if s["alias"] != "local"] == ["http://h:1"]
     for url in ["http://[::1]:8188", "http://[fe80::1%25eth0]:8188", "http://é.example:8188",
+                "http://10.0.0.2:8188",
                 "https://gpu.lan/comfy/"]:
         assert (await call("PUT", "/api/v1/servers/a", json={"url": url})).status == 200, url
     await expect_error(await call("PUT", "/api/v1/servers/zz", json={"url": "http://h"}), 404)
