@@ -338,8 +338,8 @@ def main() -> int:
     with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
         context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
                                                        args=ARGS, viewport={"width": 1600, "height": 1000})
+        check = FrontendCheck(context.pages[0] if context.pages else context.new_page(), base, ckpt, loras, shots)
         try:
-            check = FrontendCheck(context.pages[0] if context.pages else context.new_page(), base, ckpt, loras, shots)
             for vue in (False, True):
                 check.run_mode(vue)
         except Exception:
